@@ -17,7 +17,6 @@
 namespace octet {
 
 class Graph;
-class WeightCache;
 class ExecutionPlan;
 
 // Describes one graph input or output. Dimensions that are symbolic in the ONNX file
@@ -43,7 +42,7 @@ struct ContextOptions {
 
 class ExecutionContext;
 
-class Model {
+class Model : public std::enable_shared_from_this<Model> {
  public:
   static absl::StatusOr<std::shared_ptr<const Model>> LoadFromFile(const std::string& path,
                                                                    const LoadOptions& options = {});
@@ -68,7 +67,9 @@ class Model {
   std::unique_ptr<Graph> graph_;
   std::vector<TensorSpec> inputs_;
   std::vector<TensorSpec> outputs_;
-  std::shared_ptr<WeightCache> weights_;
+  // Engine and prepared weights, shared with every context.
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
   friend class ExecutionContext;
 };
 
@@ -86,6 +87,8 @@ class ExecutionContext {
  private:
   friend class Model;
   ExecutionContext(std::shared_ptr<const Model> model, const ContextOptions& options);
+  absl::Status ValidateInputs(absl::Span<const Tensor> inputs) const;
+  absl::StatusOr<ExecutionPlan*> GetPlan(absl::Span<const Shape> shapes);
   struct Impl;
   std::shared_ptr<const Model> model_;
   std::unique_ptr<Impl> impl_;

@@ -1,0 +1,266 @@
+#include "core/model.h"
+
+#include <omp.h>
+
+#include <fstream>
+#include <list>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/dnnl_util.h"
+#include "core/graph.h"
+#include "core/onnx_importer.h"
+#include "core/op_kernel.h"
+#include "core/passes.h"
+#include "core/plan.h"
+#include "core/weight_cache.h"
+
+namespace octet {
+
+struct Model::Shared {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  WeightCache weights;
+};
+
+namespace {
+
+absl::Status ValidateOps(const Graph& graph) {
+  const OpRegistry& registry = OpRegistry::Default();
+  for (const Node& node : graph.nodes) {
+    const OpSchema* schema = registry.Find(node.domain, node.op_type);
+    if (schema == nullptr) {
+      return absl::UnimplementedError(absl::StrCat(
+          node.Label(), ": op ", node.domain.empty() ? "" : node.domain + ":", node.op_type,
+          " is not supported by Octet"));
+    }
+    if (schema->validate) {
+      if (auto s = schema->validate(node, graph.opset); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+TensorSpec SpecFrom(const ValueInfo& v) {
+  TensorSpec spec;
+  spec.name = v.name;
+  spec.dtype = v.dtype;
+  spec.dims = v.dims;
+  spec.dim_names = v.dim_names;
+  spec.dim_names.resize(spec.dims.size());
+  return spec;
+}
+
+bool AllStatic(const std::vector<TensorSpec>& specs) {
+  for (const TensorSpec& s : specs) {
+    for (int64_t d : s.dims) {
+      if (d < 0) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Model::Model() = default;
+Model::~Model() = default;
+
+absl::StatusOr<std::shared_ptr<const Model>> Model::LoadFromFile(const std::string& path,
+                                                                 const LoadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open model file '", path, "'"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto model = LoadFromBytes(ss.str(), options);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat(path, ": ", model.status().message()));
+  }
+  return model;
+}
+
+absl::StatusOr<std::shared_ptr<const Model>> Model::LoadFromBytes(const std::string& bytes,
+                                                                  const LoadOptions& options) {
+  auto graph = ImportOnnxModel(bytes);
+  if (!graph.ok()) return graph.status();
+  std::shared_ptr<Model> model(new Model());
+  model->graph_ = std::make_unique<Graph>(*std::move(graph));
+  Graph& g = *model->graph_;
+  if (auto s = ValidateOps(g); !s.ok()) return s;
+  if (options.optimize) {
+    if (auto s = OptimizeGraph(g); !s.ok()) return s;
+  }
+  for (const ValueInfo& v : g.inputs) {
+    if (!v.has_shape) {
+      return absl::InvalidArgumentError(absl::StrCat("graph input '", v.name,
+                                                     "' has no declared shape (rank)"));
+    }
+    model->inputs_.push_back(SpecFrom(v));
+  }
+  for (const ValueInfo& v : g.outputs) model->outputs_.push_back(SpecFrom(v));
+  try {
+    model->shared_ = std::make_shared<Shared>();
+  } catch (const dnnl::error& e) {
+    return DnnlErrorToStatus(e, "creating the oneDNN CPU engine");
+  }
+  // Fully static models are compiled now, so unsupported shapes/attributes fail the load and the
+  // prepared weights are cached for every later context.
+  if (AllStatic(model->inputs_)) {
+    std::vector<Shape> shapes;
+    for (const TensorSpec& s : model->inputs_) shapes.push_back(s.dims);
+    PlanOptions po{&model->shared_->engine, &model->shared_->weights, 1};
+    auto plan = ExecutionPlan::Build(g, shapes, po);
+    if (!plan.ok()) return plan.status();
+  }
+  return std::shared_ptr<const Model>(std::move(model));
+}
+
+int64_t Model::weight_bytes() const {
+  int64_t total = 0;
+  for (const auto& [name, t] : graph_->initializers) total += static_cast<int64_t>(t.byte_size());
+  return total;
+}
+
+int64_t Model::fp32_weight_bytes() const {
+  int64_t total = 0;
+  for (const auto& [name, t] : graph_->initializers) {
+    // Integer index/shape tensors are not weights; quantized weights count as their FP32 size.
+    if (t.dtype() == DType::kS64) continue;
+    total += t.num_elements() * 4;
+  }
+  return total;
+}
+
+std::string Model::Describe() const {
+  std::string s;
+  for (const Node& node : graph_->nodes) {
+    std::vector<std::string> ins;
+    for (const std::string& in : node.inputs) {
+      if (!in.empty() && graph_->FindInitializer(in) == nullptr) ins.push_back(in);
+    }
+    absl::StrAppend(&s, node.op_type, " '", node.name, "' (", absl::StrJoin(ins, ", "), ") -> (",
+                    absl::StrJoin(node.outputs, ", "), ")");
+    for (const PostOp& p : node.post_ops) {
+      static const char* kNames[] = {"relu",        "leaky_relu",  "clip", "sigmoid",
+                                     "tanh",        "hard_sigmoid", "hard_swish", "sum"};
+      absl::StrAppend(&s, " +", kNames[static_cast<int>(p.kind)]);
+    }
+    absl::StrAppend(&s, "\n");
+  }
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<ExecutionContext>> Model::CreateContext(
+    const ContextOptions& options) const {
+  if (options.num_threads < 1) {
+    return absl::InvalidArgumentError("ContextOptions.num_threads must be >= 1");
+  }
+  if (options.max_cached_plans < 1) {
+    return absl::InvalidArgumentError("ContextOptions.max_cached_plans must be >= 1");
+  }
+  return std::unique_ptr<ExecutionContext>(new ExecutionContext(shared_from_this(), options));
+}
+
+struct ExecutionContext::Impl {
+  ContextOptions options;
+  dnnl::stream stream;
+  // Most recently used first.
+  std::list<std::pair<std::vector<Shape>, std::unique_ptr<ExecutionPlan>>> plans;
+};
+
+ExecutionContext::ExecutionContext(std::shared_ptr<const Model> model,
+                                   const ContextOptions& options)
+    : model_(std::move(model)), impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  impl_->stream = dnnl::stream(model_->shared_->engine);
+}
+
+ExecutionContext::~ExecutionContext() = default;
+
+absl::StatusOr<ExecutionPlan*> ExecutionContext::GetPlan(absl::Span<const Shape> shapes) {
+  std::vector<Shape> key(shapes.begin(), shapes.end());
+  for (auto it = impl_->plans.begin(); it != impl_->plans.end(); ++it) {
+    if (it->first == key) {
+      impl_->plans.splice(impl_->plans.begin(), impl_->plans, it);
+      return impl_->plans.front().second.get();
+    }
+  }
+  omp_set_num_threads(impl_->options.num_threads);
+  PlanOptions po{&model_->shared_->engine, &model_->shared_->weights,
+                 impl_->options.num_threads};
+  auto plan = ExecutionPlan::Build(model_->graph(), shapes, po);
+  if (!plan.ok()) return plan.status();
+  impl_->plans.emplace_front(std::move(key), *std::move(plan));
+  while (static_cast<int>(impl_->plans.size()) > impl_->options.max_cached_plans) {
+    impl_->plans.pop_back();
+  }
+  return impl_->plans.front().second.get();
+}
+
+absl::StatusOr<const ExecutionPlan*> ExecutionContext::PlanFor(
+    absl::Span<const Shape> input_shapes) {
+  auto plan = GetPlan(input_shapes);
+  if (!plan.ok()) return plan.status();
+  return *plan;
+}
+
+absl::Status ExecutionContext::ValidateInputs(absl::Span<const Tensor> inputs) const {
+  const auto& specs = model_->inputs();
+  if (inputs.size() != specs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("model expects ", specs.size(),
+                                                   " inputs, got ", inputs.size()));
+  }
+  std::map<std::string, int64_t> bound;  // symbolic dimension name -> value
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorSpec& spec = specs[i];
+    const Tensor& t = inputs[i];
+    if (t.dtype() != spec.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': expected dtype ",
+                                                     DTypeName(spec.dtype), ", got ",
+                                                     DTypeName(t.dtype())));
+    }
+    if (t.rank() != static_cast<int>(spec.dims.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", spec.name, "': expected rank ", spec.dims.size(), " ",
+          ShapeToString(spec.dims), ", got shape ", ShapeToString(t.shape())));
+    }
+    for (size_t d = 0; d < spec.dims.size(); ++d) {
+      if (spec.dims[d] >= 0 && t.dim(d) != spec.dims[d]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", spec.name, "': dimension ", d, " must be ", spec.dims[d], ", got ",
+            t.dim(d), " (shape ", ShapeToString(t.shape()), ")"));
+      }
+      if (spec.dims[d] < 0 && t.dim(d) < 1) {
+        return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': dimension ", d,
+                                                       " must be >= 1, got ", t.dim(d)));
+      }
+      if (spec.dims[d] < 0 && !spec.dim_names[d].empty()) {
+        auto [it, inserted] = bound.emplace(spec.dim_names[d], t.dim(d));
+        if (!inserted && it->second != t.dim(d)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "input '", spec.name, "': dimension '", spec.dim_names[d], "' is ", t.dim(d),
+              " here but ", it->second, " in another input"));
+        }
+      }
+    }
+    if (t.data() == nullptr && t.num_elements() > 0) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' has no data"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Tensor>> ExecutionContext::Run(absl::Span<const Tensor> inputs) {
+  if (auto s = ValidateInputs(inputs); !s.ok()) return s;
+  std::vector<Shape> shapes;
+  shapes.reserve(inputs.size());
+  for (const Tensor& t : inputs) shapes.push_back(t.shape());
+  auto plan = GetPlan(shapes);
+  if (!plan.ok()) return plan.status();
+  // OpenMP's team size is a per-thread setting: set it on the calling thread for every run.
+  omp_set_num_threads(impl_->options.num_threads);
+  return (*plan)->Run(inputs, impl_->stream);
+}
+
+}  // namespace octet

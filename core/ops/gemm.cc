@@ -1,0 +1,8 @@
+// Gemm operators. (Being implemented; registers nothing yet.)
+#include "core/ops/op_util.h"
+
+namespace octet {
+
+void RegisterGemmOps(OpRegistry& r) { (void)r; }
+
+}  // namespace octet

@@ -1,0 +1,8 @@
+// Norm operators. (Being implemented; registers nothing yet.)
+#include "core/ops/op_util.h"
+
+namespace octet {
+
+void RegisterNormOps(OpRegistry& r) { (void)r; }
+
+}  // namespace octet

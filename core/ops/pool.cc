@@ -1,0 +1,8 @@
+// Pool operators. (Being implemented; registers nothing yet.)
+#include "core/ops/op_util.h"
+
+namespace octet {
+
+void RegisterPoolOps(OpRegistry& r) { (void)r; }
+
+}  // namespace octet

@@ -1,0 +1,8 @@
+// Quant operators. (Being implemented; registers nothing yet.)
+#include "core/ops/op_util.h"
+
+namespace octet {
+
+void RegisterQuantOps(OpRegistry& r) { (void)r; }
+
+}  // namespace octet

@@ -1,0 +1,8 @@
+// Shape operators. (Being implemented; registers nothing yet.)
+#include "core/ops/op_util.h"
+
+namespace octet {
+
+void RegisterShapeOps(OpRegistry& r) { (void)r; }
+
+}  // namespace octet

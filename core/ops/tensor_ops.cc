@@ -1,0 +1,8 @@
+// Tensor operators. (Being implemented; registers nothing yet.)
+#include "core/ops/op_util.h"
+
+namespace octet {
+
+void RegisterTensorOps(OpRegistry& r) { (void)r; }
+
+}  // namespace octet

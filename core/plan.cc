@@ -1,0 +1,338 @@
+#include "core/plan.h"
+
+#include <cstring>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/dnnl_util.h"
+#include "core/weight_cache.h"
+
+namespace octet {
+
+class PlanBuilder : public BuildContext {
+ public:
+  PlanBuilder(const Graph& graph, const PlanOptions& options, ExecutionPlan* plan)
+      : graph_(graph), options_(options), plan_(plan), stream_(*options.engine) {}
+
+  absl::Status Build(absl::Span<const Shape> input_shapes);
+
+  // BuildContext.
+  const Node& node() const override { return *node_; }
+  int64_t opset() const override { return graph_.opset; }
+  const dnnl::engine& engine() const override { return *options_.engine; }
+  WeightCache& weights() override { return *options_.weights; }
+  int num_threads() const override { return options_.num_threads; }
+  PlanValue& input(size_t i) override;
+  PlanValue& input_any_layout(size_t i) override { return *Lookup(node_->inputs[i]); }
+  absl::StatusOr<PlanValue*> input_as(size_t i, const dnnl::memory::desc& md) override;
+  const Tensor* constant(size_t i) override;
+  PlanValue& DefineOutput(size_t i, DType dtype, Shape shape,
+                          const dnnl::memory::desc* md) override;
+  void SetConstantOutput(size_t i, Tensor value) override;
+
+ private:
+  PlanValue* NewValue(const std::string& name) {
+    plan_->values_.emplace_back();
+    plan_->values_.back().name = name;
+    return &plan_->values_.back();
+  }
+  // The current version of a value; initializers are materialized on first use.
+  PlanValue* Lookup(const std::string& name);
+  // A converted copy of `src` in layout `md`, made by a reorder step (or now, if constant).
+  absl::StatusOr<PlanValue*> Convert(PlanValue* src, const dnnl::memory::desc& md,
+                                     const std::string& suffix);
+  absl::Status BuildNode(const Node& node);
+
+  const Graph& graph_;
+  PlanOptions options_;
+  ExecutionPlan* plan_;
+  dnnl::stream stream_;  // for folding constants while building
+  std::map<std::string, PlanValue*> values_;
+  std::map<std::string, PlanValue*> converted_;  // WeightCache::Key(name, md) -> copy
+  const Node* node_ = nullptr;
+  std::vector<ExecutionPlan::Step> pending_;  // reorders to run before the current node
+};
+
+PlanValue* PlanBuilder::Lookup(const std::string& name) {
+  auto it = values_.find(name);
+  if (it != values_.end()) return it->second;
+  const Tensor* init = graph_.FindInitializer(name);
+  if (init == nullptr) return nullptr;
+  PlanValue* v = NewValue(name);
+  v->dtype = init->dtype();
+  v->shape = init->shape();
+  v->buffer = *init;  // shares storage with the graph; never written
+  v->is_constant = true;
+  if (IsDnnlType(v->dtype)) v->md = PlainDesc(v->dtype, v->shape);
+  values_[name] = v;
+  return v;
+}
+
+absl::StatusOr<PlanValue*> PlanBuilder::Convert(PlanValue* src, const dnnl::memory::desc& md,
+                                                const std::string& suffix) {
+  std::string key = WeightCache::Key(src->name, md);
+  auto it = converted_.find(key);
+  if (it != converted_.end()) return it->second;
+  PlanValue* dst = NewValue(absl::StrCat(src->name, "@", suffix));
+  dst->dtype = src->dtype;
+  dst->shape = src->shape;
+  dst->md = md;
+  dst->buffer = Tensor::Zeros(DType::kU8, {static_cast<int64_t>(md.get_size())});
+  dnnl::reorder::primitive_desc pd(engine(), src->md, engine(), md);
+  auto kernel = std::make_unique<PrimitiveKernel>(
+      dnnl::reorder(pd),
+      std::unordered_map<int, dnnl::memory>{{DNNL_ARG_FROM, src->Memory(engine())},
+                                            {DNNL_ARG_TO, dst->Memory(engine())}},
+      ImplName(pd));
+  if (src->is_constant) {
+    auto s = kernel->Run(stream_);
+    if (!s.ok()) return s;
+    stream_.wait();
+    dst->is_constant = true;
+  } else {
+    ExecutionPlan::Step step;
+    step.op_type = "Reorder";
+    step.inputs = {src->name};
+    step.outputs = {dst->name};
+    step.impl = kernel->Describe();
+    step.kernel = std::move(kernel);
+    pending_.push_back(std::move(step));
+  }
+  converted_[key] = dst;
+  return dst;
+}
+
+PlanValue& PlanBuilder::input(size_t i) {
+  PlanValue* v = Lookup(node_->inputs[i]);
+  if (!IsDnnlType(v->dtype) || IsPlain(v->md)) return *v;
+  auto plain = Convert(v, PlainDesc(v->dtype, v->shape), "plain");
+  // A reorder between two descriptors of one logical tensor cannot fail to be created.
+  return plain.ok() ? **plain : *v;
+}
+
+absl::StatusOr<PlanValue*> PlanBuilder::input_as(size_t i, const dnnl::memory::desc& md) {
+  PlanValue* v = Lookup(node_->inputs[i]);
+  if (v->md == md) return v;
+  if (!IsDnnlType(v->dtype)) return Unsupported("input is not a oneDNN type");
+  return Convert(v, md, "reordered");
+}
+
+const Tensor* PlanBuilder::constant(size_t i) {
+  if (!has_input(i)) return nullptr;
+  PlanValue* v = Lookup(node_->inputs[i]);
+  if (v == nullptr || !v->is_constant) return nullptr;
+  return &input(i).buffer;
+}
+
+PlanValue& PlanBuilder::DefineOutput(size_t i, DType dtype, Shape shape,
+                                     const dnnl::memory::desc* md) {
+  PlanValue* v = NewValue(node_->outputs[i]);
+  v->dtype = dtype;
+  v->shape = std::move(shape);
+  if (md != nullptr) {
+    v->md = *md;
+    v->buffer = Tensor::Zeros(DType::kU8, {static_cast<int64_t>(md->get_size())});
+  } else {
+    if (IsDnnlType(dtype)) v->md = PlainDesc(dtype, v->shape);
+    v->buffer = Tensor::Zeros(dtype, v->shape);
+  }
+  values_[v->name] = v;
+  return *v;
+}
+
+void PlanBuilder::SetConstantOutput(size_t i, Tensor value) {
+  PlanValue* v = NewValue(node_->outputs[i]);
+  v->dtype = value.dtype();
+  v->shape = value.shape();
+  if (IsDnnlType(v->dtype)) v->md = PlainDesc(v->dtype, v->shape);
+  v->buffer = std::move(value);
+  v->is_constant = true;
+  values_[v->name] = v;
+}
+
+absl::Status PlanBuilder::BuildNode(const Node& node) {
+  node_ = &node;
+  const OpSchema* schema = OpRegistry::Default().Find(node.domain, node.op_type);
+  if (schema == nullptr) return Unsupported("op is not supported");
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    if (has_input(i) && Lookup(node.inputs[i]) == nullptr) {
+      return Invalid(absl::StrCat("input '", node.inputs[i], "' has no producer"));
+    }
+  }
+  auto kernel = schema->build(*this);
+  if (!kernel.ok()) return kernel.status();
+  bool all_constant = true;
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    if (has_input(i) && !Lookup(node.inputs[i])->is_constant) all_constant = false;
+  }
+  for (const std::string& out : node.outputs) {
+    if (out.empty() || values_.count(out)) continue;
+    if (graph_.UseCount(out) > 0) {
+      return Unsupported(absl::StrCat("output '", out, "' is used but not produced by Octet"));
+    }
+  }
+  if (*kernel == nullptr) {
+    pending_.clear();
+    return absl::OkStatus();
+  }
+  if (all_constant) {
+    // Constant folding: every input is known, so run the kernel now and keep its results.
+    for (auto& step : pending_) {
+      if (auto s = step.kernel->Run(stream_); !s.ok()) return s;
+    }
+    pending_.clear();
+    if (auto s = (*kernel)->Run(stream_); !s.ok()) return s;
+    stream_.wait();
+    for (const std::string& out : node.outputs) {
+      if (out.empty() || !values_.count(out)) continue;
+      PlanValue* v = values_[out];
+      if (IsDnnlType(v->dtype) && !IsPlain(v->md)) {
+        auto plain = Convert(v, PlainDesc(v->dtype, v->shape), "plain");
+        if (!plain.ok()) return plain.status();
+        (*plain)->is_constant = true;
+        values_[out] = *plain;
+      }
+      values_[out]->is_constant = true;
+    }
+    return absl::OkStatus();
+  }
+  for (auto& step : pending_) plan_->steps_.push_back(std::move(step));
+  pending_.clear();
+  ExecutionPlan::Step step;
+  step.node_name = node.name;
+  step.op_type = node.op_type;
+  step.inputs = node.inputs;
+  step.outputs = node.outputs;
+  step.impl = (*kernel)->Describe();
+  step.kernel = *std::move(kernel);
+  plan_->steps_.push_back(std::move(step));
+  return absl::OkStatus();
+}
+
+absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes) {
+  if (input_shapes.size() != graph_.inputs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("expected ", graph_.inputs.size(),
+                                                   " input shapes, got ", input_shapes.size()));
+  }
+  for (size_t i = 0; i < graph_.inputs.size(); ++i) {
+    PlanValue* v = NewValue(graph_.inputs[i].name);
+    v->dtype = graph_.inputs[i].dtype;
+    v->shape = input_shapes[i];
+    if (IsDnnlType(v->dtype)) v->md = PlainDesc(v->dtype, v->shape);
+    v->buffer = Tensor::Zeros(v->dtype, v->shape);
+    values_[v->name] = v;
+    plan_->inputs_.push_back(v);
+  }
+  for (const Node& node : graph_.nodes) {
+    try {
+      if (auto s = BuildNode(node); !s.ok()) return s;
+    } catch (const dnnl::error& e) {
+      return DnnlErrorToStatus(e, node.Label());
+    }
+  }
+  for (const ValueInfo& out : graph_.outputs) {
+    PlanValue* v = Lookup(out.name);
+    if (v == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("graph output '", out.name,
+                                                     "' is not produced"));
+    }
+    if (IsDnnlType(v->dtype) && !IsPlain(v->md)) {
+      auto plain = Convert(v, PlainDesc(v->dtype, v->shape), "plain");
+      if (!plain.ok()) return plain.status();
+      v = *plain;
+    }
+    for (auto& step : pending_) plan_->steps_.push_back(std::move(step));
+    pending_.clear();
+    plan_->outputs_.push_back(v);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Build(
+    const Graph& graph, absl::Span<const Shape> input_shapes, const PlanOptions& options) {
+  std::unique_ptr<ExecutionPlan> plan(new ExecutionPlan());
+  try {
+    PlanBuilder builder(graph, options, plan.get());
+    if (auto s = builder.Build(input_shapes); !s.ok()) return s;
+  } catch (const dnnl::error& e) {
+    return DnnlErrorToStatus(e, "building the plan");
+  }
+  return plan;
+}
+
+absl::StatusOr<std::vector<Tensor>> ExecutionPlan::Run(absl::Span<const Tensor> inputs,
+                                                       dnnl::stream& stream) {
+  if (inputs.size() != inputs_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", inputs_.size(), " inputs, got ", inputs.size()));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    PlanValue* v = inputs_[i];
+    if (inputs[i].dtype() != v->dtype || inputs[i].shape() != v->shape) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", v->name, "': expected ", DTypeName(v->dtype),
+                       ShapeToString(v->shape), ", got ", DTypeName(inputs[i].dtype()),
+                       ShapeToString(inputs[i].shape())));
+    }
+    if (v->buffer.byte_size() > 0) {
+      std::memcpy(v->buffer.data(), inputs[i].data(), v->buffer.byte_size());
+    }
+  }
+  try {
+    for (Step& step : steps_) {
+      if (auto s = step.kernel->Run(stream); !s.ok()) return s;
+    }
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    return DnnlErrorToStatus(e, "running the plan");
+  }
+  std::vector<Tensor> out;
+  out.reserve(outputs_.size());
+  for (PlanValue* v : outputs_) {
+    Tensor t = Tensor::Zeros(v->dtype, v->shape);
+    if (t.byte_size() > 0) std::memcpy(t.data(), v->buffer.data(), t.byte_size());
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::string ExecutionPlan::Describe() const {
+  std::string s;
+  auto value_str = [this](const std::string& name) {
+    const PlanValue* v = FindValue(name);
+    if (v == nullptr) return name;
+    return absl::StrCat(name, ":", DTypeName(v->dtype), ShapeToString(v->shape));
+  };
+  for (const Step& step : steps_) {
+    std::vector<std::string> ins, outs;
+    for (const auto& n : step.inputs) {
+      if (!n.empty()) ins.push_back(value_str(n));
+    }
+    for (const auto& n : step.outputs) {
+      if (!n.empty()) outs.push_back(value_str(n));
+    }
+    absl::StrAppend(&s, step.op_type, step.node_name.empty() ? "" : " ", step.node_name, " (",
+                    absl::StrJoin(ins, ", "), ") -> (", absl::StrJoin(outs, ", "), ") [",
+                    step.impl, "]\n");
+  }
+  return s;
+}
+
+int64_t ExecutionPlan::activation_bytes() const {
+  int64_t total = 0;
+  for (const PlanValue& v : values_) {
+    if (!v.is_constant) total += static_cast<int64_t>(v.buffer.byte_size());
+  }
+  return total;
+}
+
+const PlanValue* ExecutionPlan::FindValue(const std::string& name) const {
+  const PlanValue* found = nullptr;
+  for (const PlanValue& v : values_) {
+    if (v.name == name) found = &v;  // the last version (after fusion passes' renames)
+  }
+  return found;
+}
+
+}  // namespace octet
