@@ -1,0 +1,269 @@
+// Model loading, validation, plan caching, graph passes and concurrency of the engine, checked
+// against a naive convolution computed here.
+#include <cmath>
+#include <random>
+#include <thread>
+
+#include "core/model.h"
+#include "core/plan.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "onnx/onnx_pb.h"
+
+namespace octet {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Minimal ONNX model builder for these tests.
+class ModelBuilder {
+ public:
+  explicit ModelBuilder(int opset = 13) {
+    model_.set_ir_version(8);
+    auto* op = model_.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset);
+  }
+  void Input(const std::string& name, std::vector<int64_t> dims) {
+    Value(model_.mutable_graph()->add_input(), name, dims);
+  }
+  void Output(const std::string& name) {
+    Value(model_.mutable_graph()->add_output(), name, {});
+  }
+  void Init(const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+    auto* t = model_.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (auto d : dims) t->add_dims(d);
+    for (float f : v) t->add_float_data(f);
+  }
+  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> in,
+                        std::vector<std::string> out, const std::string& name = "") {
+    auto* n = model_.mutable_graph()->add_node();
+    n->set_op_type(op);
+    n->set_name(name.empty() ? op + std::to_string(model_.graph().node_size()) : name);
+    for (auto& s : in) n->add_input(s);
+    for (auto& s : out) n->add_output(s);
+    return n;
+  }
+  static void Ints(onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (auto x : v) a->add_ints(x);
+  }
+  std::string Bytes() const { return model_.SerializeAsString(); }
+  onnx::ModelProto& proto() { return model_; }
+
+ private:
+  static void Value(onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
+    v->set_name(name);
+    auto* tt = v->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    auto* shape = tt->mutable_shape();
+    for (auto d : dims) {
+      auto* dim = shape->add_dim();
+      if (d < 0) {
+        dim->set_dim_param("N");
+      } else {
+        dim->set_dim_value(d);
+      }
+    }
+  }
+  onnx::ModelProto model_;
+};
+
+std::vector<float> Random(size_t n, int seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Naive NCHW convolution, stride 1, symmetric padding `pad`, no groups.
+std::vector<float> NaiveConv(const std::vector<float>& x, int n, int c, int h, int w,
+                             const std::vector<float>& wt, int m, int k, int pad,
+                             const std::vector<float>& bias) {
+  int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
+  std::vector<float> y(static_cast<size_t>(n) * m * oh * ow);
+  for (int b = 0; b < n; ++b)
+    for (int o = 0; o < m; ++o)
+      for (int i = 0; i < oh; ++i)
+        for (int j = 0; j < ow; ++j) {
+          double acc = bias.empty() ? 0 : bias[o];
+          for (int ci = 0; ci < c; ++ci)
+            for (int ki = 0; ki < k; ++ki)
+              for (int kj = 0; kj < k; ++kj) {
+                int yi = i + ki - pad, xj = j + kj - pad;
+                if (yi < 0 || yi >= h || xj < 0 || xj >= w) continue;
+                acc += x[((b * c + ci) * h + yi) * w + xj] * wt[((o * c + ci) * k + ki) * k + kj];
+              }
+          y[((b * m + o) * oh + i) * ow + j] = static_cast<float>(acc);
+        }
+  return y;
+}
+
+constexpr int kC = 3, kH = 6, kW = 5, kM = 4, kK = 3;
+
+ModelBuilder ConvModel() {
+  ModelBuilder b;
+  b.Input("x", {-1, kC, kH, kW});
+  b.Init("w", {kM, kC, kK, kK}, Random(kM * kC * kK * kK, 1));
+  b.Init("b", {kM}, Random(kM, 2));
+  auto* conv = b.Node("Conv", {"x", "w", "b"}, {"y"}, "conv1");
+  ModelBuilder::Ints(conv, "pads", {1, 1, 1, 1});
+  b.Output("y");
+  return b;
+}
+
+void ExpectNear(const Tensor& t, const std::vector<float>& ref, float tol = 1e-4f) {
+  ASSERT_EQ(t.num_elements(), static_cast<int64_t>(ref.size()));
+  for (size_t i = 0; i < ref.size(); ++i) {
+    ASSERT_NEAR(t.data_as<float>()[i], ref[i], tol * (1 + std::fabs(ref[i]))) << "at " << i;
+  }
+}
+
+TEST(EngineTest, ConvMatchesNaiveReferenceForSeveralBatchSizes) {
+  auto model = Model::LoadFromBytes(ConvModel().Bytes());
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_EQ((*model)->inputs().size(), 1u);
+  EXPECT_EQ((*model)->inputs()[0].dims[0], -1);
+  EXPECT_EQ((*model)->inputs()[0].dim_names[0], "N");
+  auto ctx = (*model)->CreateContext();
+  ASSERT_TRUE(ctx.ok());
+  for (int n : {1, 3, 8, 1}) {
+    auto x = Random(static_cast<size_t>(n) * kC * kH * kW, 10 + n);
+    auto out = (*ctx)->Run({Tensor::FromFloats({n, kC, kH, kW}, x)});
+    ASSERT_TRUE(out.ok()) << out.status();
+    ASSERT_EQ((*out)[0].shape(), (Shape{n, kM, kH, kW}));
+    ExpectNear((*out)[0], NaiveConv(x, n, kC, kH, kW, Random(kM * kC * kK * kK, 1), kM, kK, 1,
+                                    Random(kM, 2)));
+  }
+}
+
+TEST(EngineTest, PlansAreCachedPerShapeAndEvictedLeastRecentlyUsed) {
+  auto model = Model::LoadFromBytes(ConvModel().Bytes());
+  ASSERT_TRUE(model.ok());
+  auto ctx = (*model)->CreateContext({.num_threads = 1, .max_cached_plans = 2});
+  ASSERT_TRUE(ctx.ok());
+  Shape s1 = {1, kC, kH, kW}, s2 = {2, kC, kH, kW}, s3 = {3, kC, kH, kW};
+  auto p1 = (*ctx)->PlanFor({s1});
+  auto p1again = (*ctx)->PlanFor({s1});
+  ASSERT_TRUE(p1.ok() && p1again.ok());
+  EXPECT_EQ(*p1, *p1again);
+  ASSERT_TRUE((*ctx)->PlanFor({s2}).ok());
+  ASSERT_TRUE((*ctx)->PlanFor({s3}).ok());  // evicts s1
+  auto p1new = (*ctx)->PlanFor({s1});
+  ASSERT_TRUE(p1new.ok());
+  EXPECT_FALSE((*p1new)->steps().empty());
+}
+
+TEST(EngineTest, InputsAreValidatedWithTheInputName) {
+  auto model = Model::LoadFromBytes(ConvModel().Bytes());
+  ASSERT_TRUE(model.ok());
+  auto ctx = (*model)->CreateContext();
+  ASSERT_TRUE(ctx.ok());
+  auto wrong_dim = (*ctx)->Run({Tensor::Zeros(DType::kF32, {1, kC, kH + 1, kW})});
+  EXPECT_EQ(wrong_dim.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(wrong_dim.status().message(), HasSubstr("input 'x'"));
+  auto wrong_rank = (*ctx)->Run({Tensor::Zeros(DType::kF32, {kC, kH, kW})});
+  EXPECT_THAT(wrong_rank.status().message(), HasSubstr("rank"));
+  auto wrong_type = (*ctx)->Run({Tensor::Zeros(DType::kU8, {1, kC, kH, kW})});
+  EXPECT_THAT(wrong_type.status().message(), HasSubstr("dtype"));
+  auto wrong_count = (*ctx)->Run({});
+  EXPECT_EQ(wrong_count.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EngineTest, BadModelsAreRefusedWithTheReason) {
+  EXPECT_EQ(Model::LoadFromBytes("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Model::LoadFromBytes("not a model at all").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::string good = ConvModel().Bytes();
+  EXPECT_FALSE(Model::LoadFromBytes(good.substr(0, good.size() / 2)).ok());
+
+  ModelBuilder unknown;
+  unknown.Input("x", {1, 2});
+  unknown.Node("FancyOp", {"x"}, {"y"}, "my_node");
+  unknown.Output("y");
+  auto s = Model::LoadFromBytes(unknown.Bytes()).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(s.message(), HasSubstr("my_node"));
+  EXPECT_THAT(s.message(), HasSubstr("FancyOp"));
+
+  ModelBuilder future(99);
+  future.Input("x", {1});
+  future.Output("x");
+  EXPECT_THAT(Model::LoadFromBytes(future.Bytes()).status().message(), HasSubstr("opset 99"));
+
+  ModelBuilder external = ConvModel();
+  auto* w = external.proto().mutable_graph()->mutable_initializer(0);
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto ext = Model::LoadFromBytes(external.Bytes()).status();
+  EXPECT_THAT(ext.message(), HasSubstr("external data"));
+  EXPECT_THAT(ext.message(), HasSubstr("'w'"));
+
+  ModelBuilder dangling;
+  dangling.Input("x", {1, kC, kH, kW});
+  dangling.Node("Conv", {"x", "missing_w"}, {"y"}, "conv_dangling");
+  dangling.Output("y");
+  auto d = Model::LoadFromBytes(dangling.Bytes()).status();
+  EXPECT_THAT(d.message(), HasSubstr("missing_w"));
+
+  ModelBuilder bad_attr = ConvModel();
+  auto* a = bad_attr.proto().mutable_graph()->mutable_node(0)->add_attribute();
+  a->set_name("frobnicate");
+  a->set_type(onnx::AttributeProto::INT);
+  auto attr = Model::LoadFromBytes(bad_attr.Bytes()).status();
+  EXPECT_THAT(attr.message(), HasSubstr("frobnicate"));
+  EXPECT_THAT(attr.message(), HasSubstr("conv1"));
+}
+
+TEST(EngineTest, ConcurrentContextsGiveTheSameResults) {
+  auto model = Model::LoadFromBytes(ConvModel().Bytes());
+  ASSERT_TRUE(model.ok());
+  std::vector<std::vector<float>> inputs;
+  std::vector<std::vector<float>> expected;
+  for (int i = 0; i < 4; ++i) {
+    inputs.push_back(Random(2 * kC * kH * kW, 100 + i));
+    expected.push_back(NaiveConv(inputs.back(), 2, kC, kH, kW, Random(kM * kC * kK * kK, 1), kM,
+                                 kK, 1, Random(kM, 2)));
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      auto ctx = (*model)->CreateContext({.num_threads = 1});
+      if (!ctx.ok()) {
+        ++failures;
+        return;
+      }
+      for (int iter = 0; iter < 50; ++iter) {
+        int k = (iter + t) % 4;
+        auto out = (*ctx)->Run({Tensor::FromFloats({2, kC, kH, kW}, inputs[k])});
+        if (!out.ok()) {
+          ++failures;
+          continue;
+        }
+        for (size_t i = 0; i < expected[k].size(); ++i) {
+          if (std::fabs((*out)[0].data_as<float>()[i] - expected[k][i]) > 1e-3f) {
+            ++failures;
+            break;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(EngineTest, ContextOptionsAreValidated) {
+  auto model = Model::LoadFromBytes(ConvModel().Bytes());
+  ASSERT_TRUE(model.ok());
+  EXPECT_FALSE((*model)->CreateContext({.num_threads = 0}).ok());
+  EXPECT_FALSE((*model)->CreateContext({.num_threads = 1, .max_cached_plans = 0}).ok());
+}
+
+}  // namespace
+}  // namespace octet
