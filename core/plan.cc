@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,6 +44,16 @@ class PlanBuilder : public BuildContext {
   absl::StatusOr<PlanValue*> Convert(PlanValue* src, const dnnl::memory::desc& md,
                                      const std::string& suffix);
   absl::Status BuildNode(const Node& node);
+  // Storage for a value of `bytes`, reusing a buffer whose value is dead (liveness by node index),
+  // viewed as `dtype`/`shape` (raw bytes when the layout is blocked).
+  Tensor Allocate(size_t bytes, DType dtype, const Shape& shape, bool plain);
+  // Returns the buffers of `name` (and its converted copies) to the pool.
+  void Release(const std::string& name);
+  bool allocating_constant_ = false;
+  std::map<std::string, size_t> last_use_;          // value -> index of its last consumer node
+  std::multimap<size_t, Tensor> pool_;              // free storage by size
+  std::map<std::string, std::vector<PlanValue*>> copies_;  // value -> its converted copies
+  std::set<const PlanValue*> pinned_;               // graph inputs/outputs: never reused
 
   const Graph& graph_;
   PlanOptions options_;
@@ -78,7 +89,9 @@ absl::StatusOr<PlanValue*> PlanBuilder::Convert(PlanValue* src, const dnnl::memo
   dst->dtype = src->dtype;
   dst->shape = src->shape;
   dst->md = md;
-  dst->buffer = Tensor::Zeros(DType::kU8, {static_cast<int64_t>(md.get_size())});
+  dst->buffer = src->is_constant ? Tensor::Zeros(DType::kU8, {static_cast<int64_t>(md.get_size())})
+                                 : Allocate(md.get_size(), dst->dtype, dst->shape, false);
+  if (!src->is_constant) copies_[src->name].push_back(dst);
   dnnl::reorder::primitive_desc pd(engine(), src->md, engine(), md);
   auto kernel = std::make_unique<PrimitiveKernel>(
       dnnl::reorder(pd),
@@ -101,6 +114,43 @@ absl::StatusOr<PlanValue*> PlanBuilder::Convert(PlanValue* src, const dnnl::memo
   }
   converted_[key] = dst;
   return dst;
+}
+
+Tensor PlanBuilder::Allocate(size_t bytes, DType dtype, const Shape& shape, bool plain) {
+  Tensor storage;
+  auto it = pool_.lower_bound(bytes);
+  // Reuse only buffers of a similar size so one large buffer is not tied up by a small value.
+  if (it != pool_.end() && it->first <= 2 * bytes + 4096) {
+    storage = std::move(it->second);
+    pool_.erase(it);
+  } else {
+    storage = Tensor::Zeros(DType::kU8, {static_cast<int64_t>(std::max<size_t>(bytes, 1))});
+    plan_->arena_.push_back(storage);
+  }
+  if (!plain) return storage;
+  return Tensor::Borrow(dtype, shape, storage.data());
+}
+
+void PlanBuilder::Release(const std::string& name) {
+  auto it = values_.find(name);
+  if (it == values_.end()) return;
+  std::vector<PlanValue*> dead = copies_[name];
+  dead.push_back(it->second);
+  for (PlanValue* v : dead) {
+    if (v->is_constant || pinned_.count(v) || v->buffer.data() == nullptr) continue;
+    // Find the arena block that backs this value and return it.
+    for (const Tensor& block : plan_->arena_) {
+      if (block.data() == v->buffer.data()) {
+        pool_.emplace(block.byte_size(), block);
+        break;
+      }
+    }
+  }
+  for (auto c = converted_.begin(); c != converted_.end();) {
+    bool is_copy = std::find(dead.begin(), dead.end(), c->second) != dead.end();
+    c = is_copy ? converted_.erase(c) : std::next(c);
+  }
+  copies_.erase(name);
 }
 
 PlanValue& PlanBuilder::input(size_t i) {
@@ -132,10 +182,10 @@ PlanValue& PlanBuilder::DefineOutput(size_t i, DType dtype, Shape shape,
   v->shape = std::move(shape);
   if (md != nullptr) {
     v->md = *md;
-    v->buffer = Tensor::Zeros(DType::kU8, {static_cast<int64_t>(md->get_size())});
+    v->buffer = Allocate(md->get_size(), dtype, v->shape, false);
   } else {
     if (IsDnnlType(dtype)) v->md = PlainDesc(dtype, v->shape);
-    v->buffer = Tensor::Zeros(dtype, v->shape);
+    v->buffer = Allocate(NumElements(v->shape) * DTypeSize(dtype), dtype, v->shape, true);
   }
   values_[v->name] = v;
   return *v;
@@ -220,15 +270,28 @@ absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes) {
     v->dtype = graph_.inputs[i].dtype;
     v->shape = input_shapes[i];
     if (IsDnnlType(v->dtype)) v->md = PlainDesc(v->dtype, v->shape);
-    v->buffer = Tensor::Zeros(v->dtype, v->shape);
+    v->buffer = Tensor::Zeros(v->dtype, v->shape);  // never pooled: Run copies inputs here
     values_[v->name] = v;
     plan_->inputs_.push_back(v);
   }
-  for (const Node& node : graph_.nodes) {
+  for (PlanValue* v : plan_->inputs_) pinned_.insert(v);
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    for (const std::string& in : graph_.nodes[i].inputs) last_use_[in] = i;
+  }
+  for (const ValueInfo& out : graph_.outputs) last_use_[out.name] = graph_.nodes.size();
+  for (size_t i = 0; i < graph_.nodes.size(); ++i) {
+    const Node& node = graph_.nodes[i];
     try {
       if (auto s = BuildNode(node); !s.ok()) return s;
     } catch (const dnnl::error& e) {
       return DnnlErrorToStatus(e, node.Label());
+    }
+    // Buffers of values no later node reads are free for the values built next.
+    for (const std::string& in : node.inputs) {
+      if (!in.empty() && last_use_[in] == i) Release(in);
+    }
+    for (const std::string& out : node.outputs) {
+      if (!out.empty() && !last_use_.count(out)) Release(out);
     }
   }
   for (const ValueInfo& out : graph_.outputs) {
@@ -321,9 +384,8 @@ std::string ExecutionPlan::Describe() const {
 
 int64_t ExecutionPlan::activation_bytes() const {
   int64_t total = 0;
-  for (const PlanValue& v : values_) {
-    if (!v.is_constant) total += static_cast<int64_t>(v.buffer.byte_size());
-  }
+  for (const Tensor& block : arena_) total += static_cast<int64_t>(block.byte_size());
+  for (const PlanValue* v : inputs_) total += static_cast<int64_t>(v->buffer.byte_size());
   return total;
 }
 

@@ -49,7 +49,7 @@ class ExecutionPlan {
   const std::vector<Step>& steps() const { return steps_; }
   // One line per step: op, node, inputs -> outputs with dtype/shape, implementation.
   std::string Describe() const;
-  // Bytes of activation buffers this plan owns.
+  // Bytes of activation storage this plan owns (after liveness-based reuse).
   int64_t activation_bytes() const;
   const PlanValue* FindValue(const std::string& name) const;
 
@@ -60,6 +60,7 @@ class ExecutionPlan {
   std::vector<PlanValue*> inputs_;
   std::vector<PlanValue*> outputs_;
   std::vector<Step> steps_;
+  std::vector<Tensor> arena_;  // activation storage blocks, shared by values with disjoint lives
 };
 
 }  // namespace octet
