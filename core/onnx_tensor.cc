@@ -191,7 +191,7 @@ absl::Status ConvertTyped(const TensorProto& proto, const Layout& layout, Tensor
 
 }  // namespace
 
-absl::StatusOr<DType> DTypeFromOnnx(int32_t data_type) {
+absl::StatusOr<DType> DTypeFromOnnx(int data_type) {
   switch (data_type) {
     case TensorProto::FLOAT:
       return DType::kF32;
@@ -211,7 +211,7 @@ absl::StatusOr<DType> DTypeFromOnnx(int32_t data_type) {
   }
 }
 
-int32_t OnnxDataType(DType dtype) {
+int OnnxFromDType(DType dtype) {
   switch (dtype) {
     case DType::kF32:
       return TensorProto::FLOAT;
@@ -302,7 +302,7 @@ absl::StatusOr<Tensor> TensorFromProto(const TensorProto& proto,
 TensorProto TensorToProto(const Tensor& tensor, const std::string& name) {
   TensorProto proto;
   proto.set_name(name);
-  proto.set_data_type(OnnxDataType(tensor.dtype()));
+  proto.set_data_type(OnnxFromDType(tensor.dtype()));
   for (int64_t d : tensor.shape()) proto.add_dims(d);
   proto.set_raw_data(static_cast<const char*>(tensor.data()), tensor.byte_size());
   return proto;

@@ -28,9 +28,9 @@ struct TensorProtoOptions {
 
 // The Octet dtype holding ONNX element type `data_type` (a TensorProto::DataType value), or
 // INVALID_ARGUMENT naming the type.
-absl::StatusOr<DType> DTypeFromOnnx(int32_t data_type);
+absl::StatusOr<DType> DTypeFromOnnx(int data_type);
 // The ONNX element type (TensorProto::DataType) of `dtype`.
-int32_t OnnxDataType(DType dtype);
+int OnnxFromDType(DType dtype);
 // "FLOAT", "INT8", ... for any ONNX element type; "UNKNOWN(n)" for values outside the enum.
 std::string OnnxDataTypeName(int32_t data_type);
 
