@@ -1,0 +1,61 @@
+// torchvision resnet18, resnet50 and mobilenet_v2 (random seeded weights, exported by
+// tests/fixtures/export_torchvision.py) run through the engine at batch 1 and 8 and must match
+// PyTorch's outputs to rtol 1e-3.
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "core/model.h"
+#include "core/npy.h"
+#include "gtest/gtest.h"
+
+namespace octet {
+namespace {
+
+std::string FixtureDir() {
+  const char* dir = std::getenv("OCTET_TORCHVISION_DIR");
+  return dir ? dir : "fixtures/torchvision";
+}
+
+class TorchvisionTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TorchvisionTest, MatchesPyTorchAtBatch1And8) {
+  const std::string base = FixtureDir() + "/" + GetParam();
+  auto model = Model::LoadFromFile(base + ".onnx");
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto ctx = (*model)->CreateContext({.num_threads = 2});
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  for (int batch : {1, 8}) {
+    const std::string prefix = base + "_b" + std::to_string(batch);
+    auto input = ReadNpy(prefix + "_input.npy");
+    auto expected = ReadNpy(prefix + "_output.npy");
+    ASSERT_TRUE(input.ok()) << input.status();
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    auto out = (*ctx)->Run({*input});
+    ASSERT_TRUE(out.ok()) << out.status();
+    const Tensor& got = (*out)[0];
+    ASSERT_EQ(got.shape(), expected->shape());
+    // rtol 1e-3 relative to the logits' scale: logits near zero are compared against the
+    // largest magnitude in the row, as float accumulation order differs between libraries.
+    double max_abs = 0;
+    for (int64_t i = 0; i < expected->num_elements(); ++i) {
+      max_abs = std::max(max_abs, std::fabs(expected->GetAsDouble(i)));
+    }
+    int bad = 0;
+    for (int64_t i = 0; i < got.num_elements(); ++i) {
+      double e = expected->GetAsDouble(i), g = got.GetAsDouble(i);
+      if (std::fabs(g - e) > 1e-3 * std::max(std::fabs(e), 1e-2 * max_abs)) {
+        if (++bad <= 5) ADD_FAILURE() << GetParam() << " b" << batch << " [" << i << "] " << g
+                                      << " vs " << e;
+      }
+    }
+    EXPECT_EQ(bad, 0) << GetParam() << " batch " << batch;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TorchvisionTest,
+                         ::testing::Values("resnet18", "resnet50", "mobilenet_v2"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace octet
