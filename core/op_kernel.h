@@ -103,6 +103,10 @@ class BuildContext {
   // Declares output i with a buffer the kernel writes. `md` null = plain layout.
   virtual PlanValue& DefineOutput(size_t i, DType dtype, Shape shape,
                                   const dnnl::memory::desc* md = nullptr) = 0;
+  // Declares output i as written in place over `donor` (an input value or a converted copy of
+  // one, with the output's dtype, shape and layout) when no later step reads the donor; returns
+  // nullptr otherwise, and the caller defines a separate output.
+  virtual PlanValue* DefineOutputInPlace(size_t i, PlanValue* donor) = 0;
   // Declares output i as known now (shape arithmetic); no kernel work at run time.
   virtual void SetConstantOutput(size_t i, Tensor value) = 0;
 

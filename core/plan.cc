@@ -31,6 +31,7 @@ class PlanBuilder : public BuildContext {
   PlanValue& DefineOutput(size_t i, DType dtype, Shape shape,
                           const dnnl::memory::desc* md) override;
   void SetConstantOutput(size_t i, Tensor value) override;
+  PlanValue* DefineOutputInPlace(size_t i, PlanValue* donor) override;
 
  private:
   PlanValue* NewValue(const std::string& name) {
@@ -49,7 +50,7 @@ class PlanBuilder : public BuildContext {
   Tensor Allocate(size_t bytes, DType dtype, const Shape& shape, bool plain);
   // Returns the buffers of `name` (and its converted copies) to the pool.
   void Release(const std::string& name);
-  bool allocating_constant_ = false;
+  size_t node_index_ = 0;
   std::map<std::string, size_t> last_use_;          // value -> index of its last consumer node
   std::multimap<size_t, Tensor> pool_;              // free storage by size
   std::map<std::string, std::vector<PlanValue*>> copies_;  // value -> its converted copies
@@ -191,6 +192,28 @@ PlanValue& PlanBuilder::DefineOutput(size_t i, DType dtype, Shape shape,
   return *v;
 }
 
+PlanValue* PlanBuilder::DefineOutputInPlace(size_t i, PlanValue* donor) {
+  if (donor == nullptr || donor->is_constant || pinned_.count(donor) ||
+      donor->buffer.data() == nullptr) {
+    return nullptr;
+  }
+  // The donor (or the value it was converted from) must have no reader after this node.
+  std::string source = donor->name;
+  for (const auto& [name, copies] : copies_) {
+    if (std::find(copies.begin(), copies.end(), donor) != copies.end()) source = name;
+  }
+  auto use = last_use_.find(source);
+  if (use == last_use_.end() || use->second != node_index_) return nullptr;
+  PlanValue* v = NewValue(node_->outputs[i]);
+  v->dtype = donor->dtype;
+  v->shape = donor->shape;
+  v->md = donor->md;
+  v->buffer = donor->buffer;
+  donor->buffer = Tensor();  // the storage now belongs to the output; Release skips the donor
+  values_[v->name] = v;
+  return v;
+}
+
 void PlanBuilder::SetConstantOutput(size_t i, Tensor value) {
   PlanValue* v = NewValue(node_->outputs[i]);
   v->dtype = value.dtype();
@@ -281,6 +304,7 @@ absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes) {
   for (const ValueInfo& out : graph_.outputs) last_use_[out.name] = graph_.nodes.size();
   for (size_t i = 0; i < graph_.nodes.size(); ++i) {
     const Node& node = graph_.nodes[i];
+    node_index_ = i;
     try {
       if (auto s = BuildNode(node); !s.ok()) return s;
     } catch (const dnnl::error& e) {

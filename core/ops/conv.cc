@@ -196,7 +196,11 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
     if (!r.ok()) return r.status();
     residual = *r;
   }
-  PlanValue& dst = ctx.DefineOutput(0, DType::kF32, out_shape, &dst_md);
+  // In place over the residual when nothing else reads it; otherwise copy it into dst first.
+  PlanValue* in_place = residual != nullptr ? ctx.DefineOutputInPlace(0, residual) : nullptr;
+  if (in_place != nullptr) residual = nullptr;
+  PlanValue& dst =
+      in_place != nullptr ? *in_place : ctx.DefineOutput(0, DType::kF32, out_shape, &dst_md);
   args[DNNL_ARG_DST] = dst.Memory(eng);
   auto kernel = std::make_unique<SequenceKernel>(impl);
   for (auto& p : pre) kernel->Add(std::move(p));
