@@ -110,20 +110,29 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
       const int64_t full = g.strides[i] * (in_sp[i] - 1) + out_pad[i] + ext;
       if (!out_shape.empty() || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
         g.out[i] = !out_shape.empty() ? out_shape[i] : in_sp[i] * g.strides[i];
-        int64_t total = full - g.out[i];
-        if (total < 0) return ctx.Invalid("output_shape is larger than the full ConvTranspose output");
-        // ONNX: only SAME_UPPER puts the smaller half first.
-        bool upper = auto_pad == "SAME_UPPER";
-        g.pad_begin[i] = upper ? total / 2 : total - total / 2;
+        // ONNX: total_padding = full - output_shape, split with the smaller half first only for
+        // SAME_UPPER. A negative total (output_shape larger than the full output) is a negative
+        // padding: extra outputs that receive only the bias. The halves use floor division, as
+        // ONNX's reference does, so the extra outputs go at the end.
+        const int64_t total = full - g.out[i];
+        const int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
+        const bool upper = auto_pad == "SAME_UPPER";
+        g.pad_begin[i] = upper ? half : total - half;
         g.pad_end[i] = total - g.pad_begin[i];
+        if (g.pad_begin[i] < 0) {
+          return ctx.Unsupported(absl::StrCat("output size ", g.out[i],
+                                              " would need negative padding at the start (full "
+                                              "output ", full, ")"));
+        }
       } else if (auto_pad == "VALID" || auto_pad == "NOTSET") {
         if (auto_pad == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
         g.out[i] = full - g.pad_begin[i] - g.pad_end[i];
       } else {
         return ctx.Unsupported(absl::StrCat("auto_pad '", auto_pad, "'"));
       }
-      // output_padding is extra size at the end: fold it into a smaller end padding.
-      if (out_shape.empty()) g.pad_end[i] -= out_pad[i];
+      // oneDNN's output size has no output_padding term: fold it into a smaller end padding
+      // (`full` above includes it, so every branch needs this).
+      g.pad_end[i] -= out_pad[i];
       if (g.out[i] < 1) return ctx.Invalid("ConvTranspose output would be empty");
     }
   }
