@@ -348,5 +348,69 @@ TEST(TensorOpsTest, UpsampleNearestIsAsymmetricFloor) {
   EXPECT_THAT(Floats((*out)[0]), ElementsAreArray({1, 1, 2, 3}));
 }
 
+// ---- Cast semantics ----
+
+TEST(ShapeOpsTest, CastTruncatesSaturatesAndMapsBool) {
+  auto run = [](DType to, const Tensor& x) -> Tensor {
+    Builder b(13);
+    b.Input("x", x.shape(), x.dtype());
+    Builder::Int(b.Node("Cast", {"x"}, {"y"}), "to", OnnxFromDType(to));
+    b.Output("y", to);
+    auto model = Model::LoadFromBytes(b.Bytes());
+    EXPECT_TRUE(model.ok()) << model.status();
+    auto out = (*(*model)->CreateContext())->Run({x});
+    EXPECT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ((*out)[0].dtype(), to);
+    return (*out)[0];
+  };
+  Tensor f = Tensor::FromFloats({6}, {2.7f, -2.7f, 3e9f, -3e9f, NAN, 0.0f});
+  // Toward zero; out of range saturates; NaN -> 0.
+  EXPECT_EQ(run(DType::kS32, f).ToInt64Vector(),
+            (std::vector<int64_t>{2, -2, 2147483647, -2147483648LL, 0, 0}));
+  EXPECT_EQ(run(DType::kU8, f).ToInt64Vector(), (std::vector<int64_t>{2, 0, 255, 0, 0, 0}));
+  EXPECT_EQ(run(DType::kS8, f).ToInt64Vector(), (std::vector<int64_t>{2, -2, 127, -128, 0, 0}));
+  EXPECT_EQ(run(DType::kBool, f).ToInt64Vector(), (std::vector<int64_t>{1, 1, 1, 1, 1, 0}));
+  // Integer narrowing wraps like NumPy's astype; bool -> float is 0/1.
+  Tensor big = Tensor::FromInt64s({2}, {(1LL << 32) + 5, -1});
+  EXPECT_EQ(run(DType::kS32, big).ToInt64Vector(), (std::vector<int64_t>{5, -1}));
+  Tensor flags = Tensor::Zeros(DType::kBool, {3});
+  flags.data_as<uint8_t>()[1] = 1;
+  EXPECT_THAT(Floats(run(DType::kF32, flags)), ElementsAre(0, 1, 0));
+}
+
+// ---- Multi-threaded IndexedCopy (large enough to split across threads) ----
+
+TEST(ShapeOpsTest, LargeTransposeWithTwoThreadsMatchesNaiveLoop) {
+  const int64_t a = 64, b = 33, c = 40;
+  Builder m(13);
+  m.Input("x", {a, b, c});
+  auto* n = m.Node("Transpose", {"x"}, {"y"});
+  auto* perm = n->add_attribute();
+  perm->set_name("perm");
+  perm->set_type(onnx::AttributeProto::INTS);
+  for (int64_t p : {2, 0, 1}) perm->add_ints(p);
+  m.Output("y");
+  auto model = Model::LoadFromBytes(m.Bytes());
+  ASSERT_TRUE(model.ok()) << model.status();
+  ContextOptions options;
+  options.num_threads = 2;
+  auto ctx = *(*model)->CreateContext(options);
+  std::vector<float> v(a * b * c);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  auto out = ctx->Run({Tensor::FromFloats({a, b, c}, v)});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ((*out)[0].shape(), (Shape{c, a, b}));
+  const float* y = (*out)[0].data_as<float>();
+  int64_t mismatches = 0;
+  for (int64_t k = 0; k < c; ++k) {
+    for (int64_t i = 0; i < a; ++i) {
+      for (int64_t j = 0; j < b; ++j) {
+        if (y[(k * a + i) * b + j] != v[(i * b + j) * c + k]) ++mismatches;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
 }  // namespace
 }  // namespace octet
