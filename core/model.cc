@@ -106,7 +106,8 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::LoadFromBytes(const std::str
   }
   // Fully static models are compiled now, so unsupported shapes/attributes fail the load and the
   // prepared weights are cached for every later context.
-  if (AllStatic(model->inputs_)) {
+  model->parameter_inputs_ = ExecutionPlan::ParameterInputs(g);
+  if (AllStatic(model->inputs_) && model->parameter_inputs_.empty()) {
     std::vector<Shape> shapes;
     for (const TensorSpec& s : model->inputs_) shapes.push_back(s.dims);
     PlanOptions po{&model->shared_->engine, &model->shared_->weights, 1};
@@ -165,8 +166,10 @@ absl::StatusOr<std::unique_ptr<ExecutionContext>> Model::CreateContext(
 struct ExecutionContext::Impl {
   ContextOptions options;
   dnnl::stream stream;
+  // Input shapes, then the values of shape-like inputs.
+  using Key = std::pair<std::vector<Shape>, std::vector<std::vector<uint8_t>>>;
   // Most recently used first.
-  std::list<std::pair<std::vector<Shape>, std::unique_ptr<ExecutionPlan>>> plans;
+  std::list<std::pair<Key, std::unique_ptr<ExecutionPlan>>> plans;
 };
 
 ExecutionContext::ExecutionContext(std::shared_ptr<const Model> model,
@@ -178,8 +181,22 @@ ExecutionContext::ExecutionContext(std::shared_ptr<const Model> model,
 
 ExecutionContext::~ExecutionContext() = default;
 
-absl::StatusOr<ExecutionPlan*> ExecutionContext::GetPlan(absl::Span<const Shape> shapes) {
-  std::vector<Shape> key(shapes.begin(), shapes.end());
+absl::StatusOr<ExecutionPlan*> ExecutionContext::GetPlan(absl::Span<const Shape> shapes,
+                                                         absl::Span<const Tensor> inputs) {
+  Impl::Key key;
+  key.first.assign(shapes.begin(), shapes.end());
+  std::vector<Tensor> bound(inputs.size());
+  for (size_t i : model_->parameter_inputs_) {
+    if (i >= inputs.size()) continue;
+    if (inputs[i].num_elements() > ExecutionPlan::kMaxParameterElements) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", model_->inputs()[i].name, "' sets an op parameter and may have at most ",
+          ExecutionPlan::kMaxParameterElements, " elements"));
+    }
+    bound[i] = inputs[i];
+    key.second.emplace_back(static_cast<const uint8_t*>(inputs[i].data()),
+                            static_cast<const uint8_t*>(inputs[i].data()) + inputs[i].byte_size());
+  }
   for (auto it = impl_->plans.begin(); it != impl_->plans.end(); ++it) {
     if (it->first == key) {
       impl_->plans.splice(impl_->plans.begin(), impl_->plans, it);
@@ -189,7 +206,7 @@ absl::StatusOr<ExecutionPlan*> ExecutionContext::GetPlan(absl::Span<const Shape>
   omp_set_num_threads(impl_->options.num_threads);
   PlanOptions po{&model_->shared_->engine, &model_->shared_->weights,
                  impl_->options.num_threads};
-  auto plan = ExecutionPlan::Build(model_->graph(), shapes, po);
+  auto plan = ExecutionPlan::Build(model_->graph(), shapes, po, bound);
   if (!plan.ok()) return plan.status();
   impl_->plans.emplace_front(std::move(key), *std::move(plan));
   while (static_cast<int>(impl_->plans.size()) > impl_->options.max_cached_plans) {
@@ -200,7 +217,7 @@ absl::StatusOr<ExecutionPlan*> ExecutionContext::GetPlan(absl::Span<const Shape>
 
 absl::StatusOr<const ExecutionPlan*> ExecutionContext::PlanFor(
     absl::Span<const Shape> input_shapes) {
-  auto plan = GetPlan(input_shapes);
+  auto plan = GetPlan(input_shapes, {});
   if (!plan.ok()) return plan.status();
   return *plan;
 }
@@ -256,7 +273,7 @@ absl::StatusOr<std::vector<Tensor>> ExecutionContext::Run(absl::Span<const Tenso
   std::vector<Shape> shapes;
   shapes.reserve(inputs.size());
   for (const Tensor& t : inputs) shapes.push_back(t.shape());
-  auto plan = GetPlan(shapes);
+  auto plan = GetPlan(shapes, inputs);
   if (!plan.ok()) return plan.status();
   // OpenMP's team size is a per-thread setting: set it on the calling thread for every run.
   omp_set_num_threads(impl_->options.num_threads);

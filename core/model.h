@@ -70,6 +70,8 @@ class Model : public std::enable_shared_from_this<Model> {
   // Engine and prepared weights, shared with every context.
   struct Shared;
   std::shared_ptr<Shared> shared_;
+  // Inputs that set op parameters (Reshape shape, Resize scales...): plans specialize on them.
+  std::vector<size_t> parameter_inputs_;
   friend class ExecutionContext;
 };
 
@@ -88,7 +90,8 @@ class ExecutionContext {
   friend class Model;
   ExecutionContext(std::shared_ptr<const Model> model, const ContextOptions& options);
   absl::Status ValidateInputs(absl::Span<const Tensor> inputs) const;
-  absl::StatusOr<ExecutionPlan*> GetPlan(absl::Span<const Shape> shapes);
+  absl::StatusOr<ExecutionPlan*> GetPlan(absl::Span<const Shape> shapes,
+                                         absl::Span<const Tensor> inputs);
   struct Impl;
   std::shared_ptr<const Model> model_;
   std::unique_ptr<Impl> impl_;

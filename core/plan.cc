@@ -16,7 +16,7 @@ class PlanBuilder : public BuildContext {
   PlanBuilder(const Graph& graph, const PlanOptions& options, ExecutionPlan* plan)
       : graph_(graph), options_(options), plan_(plan), stream_(*options.engine) {}
 
-  absl::Status Build(absl::Span<const Shape> input_shapes);
+  absl::Status Build(absl::Span<const Shape> input_shapes, absl::Span<const Tensor> bound);
 
   // BuildContext.
   const Node& node() const override { return *node_; }
@@ -283,7 +283,8 @@ absl::Status PlanBuilder::BuildNode(const Node& node) {
   return absl::OkStatus();
 }
 
-absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes) {
+absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes,
+                                absl::Span<const Tensor> bound) {
   if (input_shapes.size() != graph_.inputs.size()) {
     return absl::InvalidArgumentError(absl::StrCat("expected ", graph_.inputs.size(),
                                                    " input shapes, got ", input_shapes.size()));
@@ -294,6 +295,11 @@ absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes) {
     v->shape = input_shapes[i];
     if (IsDnnlType(v->dtype)) v->md = PlainDesc(v->dtype, v->shape);
     v->buffer = Tensor::Zeros(v->dtype, v->shape);  // never pooled: Run copies inputs here
+    if (i < bound.size() && bound[i].data() != nullptr && bound[i].dtype() == v->dtype &&
+        bound[i].shape() == v->shape) {
+      std::memcpy(v->buffer.data(), bound[i].data(), v->buffer.byte_size());
+      v->is_constant = true;
+    }
     values_[v->name] = v;
     plan_->inputs_.push_back(v);
   }
@@ -337,11 +343,12 @@ absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes) {
 }
 
 absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Build(
-    const Graph& graph, absl::Span<const Shape> input_shapes, const PlanOptions& options) {
+    const Graph& graph, absl::Span<const Shape> input_shapes, const PlanOptions& options,
+    absl::Span<const Tensor> bound_values) {
   std::unique_ptr<ExecutionPlan> plan(new ExecutionPlan());
   try {
     PlanBuilder builder(graph, options, plan.get());
-    if (auto s = builder.Build(input_shapes); !s.ok()) return s;
+    if (auto s = builder.Build(input_shapes, bound_values); !s.ok()) return s;
   } catch (const dnnl::error& e) {
     return DnnlErrorToStatus(e, "building the plan");
   }
@@ -380,6 +387,33 @@ absl::StatusOr<std::vector<Tensor>> ExecutionPlan::Run(absl::Span<const Tensor> 
     Tensor t = Tensor::Zeros(v->dtype, v->shape);
     if (t.byte_size() > 0) std::memcpy(t.data(), v->buffer.data(), t.byte_size());
     out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<size_t> ExecutionPlan::ParameterInputs(const Graph& graph) {
+  // Input slots that configure an op rather than carry data.
+  static const std::map<std::string, std::vector<size_t>> kSlots = {
+      {"Reshape", {1}},      {"Slice", {1, 2, 3, 4}}, {"Pad", {1, 2, 3}},
+      {"Resize", {1, 2, 3}}, {"Upsample", {1}},       {"Expand", {1}},
+      {"Tile", {1}},         {"Squeeze", {1}},        {"Unsqueeze", {1}},
+      {"ConstantOfShape", {0}}, {"Range", {0, 1, 2}}, {"Split", {1}},
+      {"ReduceSum", {1}},    {"ReduceMean", {1}},     {"ReduceMax", {1}},
+      {"ReduceMin", {1}},    {"ReduceProd", {1}},     {"ReduceL1", {1}},
+      {"ReduceL2", {1}},     {"ReduceSumSquare", {1}}, {"ReduceLogSum", {1}},
+      {"ReduceLogSumExp", {1}}, {"TopK", {1}},        {"OneHot", {1}}};
+  std::vector<size_t> out;
+  for (size_t i = 0; i < graph.inputs.size(); ++i) {
+    const std::string& name = graph.inputs[i].name;
+    bool is_param = false;
+    for (const Node& node : graph.nodes) {
+      auto it = node.domain.empty() ? kSlots.find(node.op_type) : kSlots.end();
+      if (it == kSlots.end()) continue;
+      for (size_t slot : it->second) {
+        is_param |= slot < node.inputs.size() && node.inputs[slot] == name;
+      }
+    }
+    if (is_param) out.push_back(i);
   }
   return out;
 }

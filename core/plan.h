@@ -38,10 +38,20 @@ class ExecutionPlan {
     std::unique_ptr<OpKernel> kernel;
   };
 
-  // `input_shapes` follows graph.inputs order.
-  static absl::StatusOr<std::unique_ptr<ExecutionPlan>> Build(const Graph& graph,
-                                                              absl::Span<const Shape> input_shapes,
-                                                              const PlanOptions& options);
+  // `input_shapes` follows graph.inputs order. `bound_values` (same order, or empty) holds the
+  // values of parameter inputs (see ParameterInputs; other entries are empty tensors): the plan
+  // treats them as constants, so
+  // Reshape/Slice/... parameters fed from graph inputs work; the plan is then only valid for
+  // those values (ExecutionContext keys its plan cache on them).
+  static absl::StatusOr<std::unique_ptr<ExecutionPlan>> Build(
+      const Graph& graph, absl::Span<const Shape> input_shapes, const PlanOptions& options,
+      absl::Span<const Tensor> bound_values = {});
+
+  // Graph inputs (indices into graph.inputs) that feed an op's parameter slot (Reshape's shape,
+  // Slice's starts, Resize's scales, ...) directly. Plans are specialized on their values.
+  static std::vector<size_t> ParameterInputs(const Graph& graph);
+  // Larger tensors are never specialized on.
+  static constexpr int64_t kMaxParameterElements = 64;
 
   // Inputs must match the shapes the plan was built for (checked).
   absl::StatusOr<std::vector<Tensor>> Run(absl::Span<const Tensor> inputs, dnnl::stream& stream);
