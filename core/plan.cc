@@ -204,6 +204,8 @@ PlanValue* PlanBuilder::DefineOutputInPlace(size_t i, PlanValue* donor) {
   }
   auto use = last_use_.find(source);
   if (use == last_use_.end() || use->second != node_index_) return nullptr;
+  // The node must read the donor only through the slot being overwritten.
+  if (std::count(node_->inputs.begin(), node_->inputs.end(), source) != 1) return nullptr;
   PlanValue* v = NewValue(node_->outputs[i]);
   v->dtype = donor->dtype;
   v->shape = donor->shape;

@@ -258,6 +258,47 @@ TEST(EngineTest, ConcurrentContextsGiveTheSameResults) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+// Conv1 -> Conv2 -> Conv3 -> Add(conv3, conv1) -> Relu, a ResNet block: the passes fuse the Add
+// (as a residual sum, written in place over conv1's output) and the Relu into Conv3. Checked against the naive
+// convolution, with and without optimization, and with conv1 also a graph output (no in-place).
+TEST(EngineTest, ResidualAddAndReluFuseIntoConv) {
+  for (bool conv1_is_output : {false, true}) {
+    ModelBuilder b;
+    b.Input("x", {-1, kC, kH, kW});
+    b.Init("w1", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 3));
+    b.Init("w2", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 4));
+    ModelBuilder::Ints(b.Node("Conv", {"x", "w1"}, {"a"}, "conv1"), "pads", {1, 1, 1, 1});
+    b.Init("w3", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 5));
+    ModelBuilder::Ints(b.Node("Conv", {"a", "w2"}, {"c"}, "conv2"), "pads", {1, 1, 1, 1});
+    ModelBuilder::Ints(b.Node("Conv", {"c", "w3"}, {"d"}, "conv3"), "pads", {1, 1, 1, 1});
+    b.Node("Add", {"d", "a"}, {"s"}, "add");
+    b.Node("Relu", {"s"}, {"y"}, "relu");
+    b.Output("y");
+    if (conv1_is_output) b.Output("a");
+    for (bool optimize : {true, false}) {
+      SCOPED_TRACE(testing::Message() << "conv1_is_output=" << conv1_is_output << " optimize=" << optimize);
+      auto model = Model::LoadFromBytes(b.Bytes(), {.optimize = optimize});
+      ASSERT_TRUE(model.ok()) << model.status();
+      if (optimize) {
+        EXPECT_EQ((*model)->graph().nodes.size(), 3u) << (*model)->Describe();
+      }
+      auto ctx = (*model)->CreateContext();
+      ASSERT_TRUE(ctx.ok());
+      const int n = 2;
+      auto x = Random(n * kC * kH * kW, 7);
+      auto a = NaiveConv(x, n, kC, kH, kW, Random(kC * kC * kK * kK, 3), kC, kK, 1, {});
+      auto c = NaiveConv(a, n, kC, kH, kW, Random(kC * kC * kK * kK, 4), kC, kK, 1, {});
+      auto d = NaiveConv(c, n, kC, kH, kW, Random(kC * kC * kK * kK, 5), kC, kK, 1, {});
+      std::vector<float> y(d.size());
+      for (size_t i = 0; i < d.size(); ++i) y[i] = std::max(0.0f, d[i] + a[i]);
+      auto out = (*ctx)->Run({Tensor::FromFloats({n, kC, kH, kW}, x)});
+      ASSERT_TRUE(out.ok()) << out.status();
+      ExpectNear((*out)[0], y);
+      if (conv1_is_output) ExpectNear((*out)[1], a);
+    }
+  }
+}
+
 TEST(EngineTest, ContextOptionsAreValidated) {
   auto model = Model::LoadFromBytes(ConvModel().Bytes());
   ASSERT_TRUE(model.ok());
