@@ -34,6 +34,7 @@ while [ $# -gt 0 ]; do
     --list) list="$2"; shift 2 ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     -*) echo "check_runtime_image: unknown option $1" >&2; exit 2 ;;
+    "") shift ;;  # empty arguments (unset CMake generator expressions) name nothing
     *) binaries+=("$1"); shift ;;
   esac
 done

@@ -20,6 +20,8 @@ if [ "$BUILD_ONLY" -eq 0 ]; then PACKAGES+=(
   # fixtures (model training / export) and peers
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
   prometheus curl ca-certificates unzip
+  # deploy checks: PromQL/alert tooling, gRPC health client, runtime-image root
+  python3-yaml python3-grpcio debootstrap
 ); fi
 # Node.js (for the ONNX Runtime peer and the chart validation tools) only when absent:
 # the machine image may already carry a newer one that Debian's package would conflict with.
