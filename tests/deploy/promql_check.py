@@ -3,7 +3,7 @@
 
   - promtool check rules deploy/prometheus/alerts.yml, and its unit tests (promtool test rules
     deploy/prometheus/alerts_test.yml: the alerts fire on hand-computed inputs, and only then);
-  - promtool check config deploy/prometheus/prometheus.yml;
+  - promtool check config deploy/prometheus/prometheus.yml and prometheus-compose.yml;
   - every dashboard query (variables filled as Grafana does), every alert expression and the
     prometheus-adapter query parse as PromQL (promtool parses them as recording rules);
   - they only name metrics of the server contract (catches misspelled metric names);
@@ -116,7 +116,8 @@ def main():
 
     for cmd in ([promtool, "check", "rules", str(prom / "alerts.yml")],
                 [promtool, "test", "rules", str(prom / "alerts_test.yml")],
-                [promtool, "check", "config", str(prom / "prometheus.yml")]):
+                [promtool, "check", "config", str(prom / "prometheus.yml")],
+                [promtool, "check", "config", str(prom / "prometheus-compose.yml")]):
         code, out = run(cmd)
         label = " ".join(Path(c).name if "/" in c else c for c in cmd)
         if code != 0:
