@@ -2,6 +2,10 @@
 # Installs every Debian package Octet needs to build, test and serve.
 # Idempotent: when everything is already installed it only runs dpkg queries (well under a second).
 set -euo pipefail
+# --build-only: just the toolchain and the -dev libraries the binaries compile against (the
+# Dockerfile's build stage); no test data, Python, peers or Node.js.
+BUILD_ONLY=0
+if [ "${1:-}" = "--build-only" ]; then BUILD_ONLY=1; fi
 
 PACKAGES=(
   # toolchain
@@ -9,15 +13,19 @@ PACKAGES=(
   # engine and server libraries
   libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc libabsl-dev prometheus-cpp-dev
+)
+if [ "$BUILD_ONLY" -eq 0 ]; then PACKAGES+=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata dataset-fashion-mnist
   # fixtures (model training / export) and peers
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
   prometheus curl ca-certificates unzip
-)
+  # deploy checks: PromQL/alert tooling, gRPC health client, runtime-image root
+  python3-yaml python3-grpcio debootstrap
+); fi
 # Node.js (for the ONNX Runtime peer and the chart validation tools) only when absent:
 # the machine image may already carry a newer one that Debian's package would conflict with.
-if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+if [ "$BUILD_ONLY" -eq 0 ] && ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
