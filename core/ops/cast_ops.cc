@@ -9,9 +9,9 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "core/onnx_tensor.h"
 #include "core/ops/indexed_copy.h"
 #include "core/ops/op_util.h"
-#include "core/onnx_tensor.h"
 
 namespace octet {
 namespace {
@@ -94,10 +94,12 @@ absl::Status ValidateCast(const Node& n, int64_t) {
   }
   if (auto s = CheckAttributes(n, {"to"}); !s.ok()) return s;
   if (n.inputs.size() != 1) return absl::InvalidArgumentError(n.Label() + ": needs 1 input");
-  if (!n.HasAttr("to")) return absl::InvalidArgumentError(n.Label() + ": attribute 'to' is required");
+  if (!n.HasAttr("to"))
+    return absl::InvalidArgumentError(n.Label() + ": attribute 'to' is required");
   auto to = DTypeFromOnnx(static_cast<int>(n.GetInt("to", 0)));
   if (!to.ok()) {
-    return absl::UnimplementedError(absl::StrCat(n.Label(), ": attribute 'to': ", to.status().message()));
+    return absl::UnimplementedError(
+        absl::StrCat(n.Label(), ": attribute 'to': ", to.status().message()));
   }
   return absl::OkStatus();
 }
@@ -113,7 +115,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildCast(BuildContext& ctx) {
   }
   PlanValue& in = ctx.input(0);
   PlanValue& out = ctx.DefineOutput(0, to, in.shape);
-  if (in.dtype == to) return MakeCopyKernel(in.buffer.data(), out.buffer.data(), out.buffer.byte_size());
+  if (in.dtype == to)
+    return MakeCopyKernel(in.buffer.data(), out.buffer.data(), out.buffer.byte_size());
   CastFn fn = PickCast(in.dtype, to);
   const void* src = in.buffer.data();
   void* dst = out.buffer.data();

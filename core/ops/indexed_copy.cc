@@ -171,8 +171,8 @@ absl::StatusOr<std::vector<int64_t>> ConstantInts(BuildContext& ctx, size_t i,
         absl::StrCat("input '", what, "' must be a constant or computable from shapes"));
   }
   if (t->dtype() != DType::kS64 && t->dtype() != DType::kS32) {
-    return ctx.Invalid(absl::StrCat("input '", what, "' must be int64 or int32, got ",
-                                    DTypeName(t->dtype())));
+    return ctx.Invalid(
+        absl::StrCat("input '", what, "' must be int64 or int32, got ", DTypeName(t->dtype())));
   }
   return t->ToInt64Vector();
 }
@@ -185,8 +185,8 @@ absl::StatusOr<std::vector<float>> ConstantFloats(BuildContext& ctx, size_t i,
         absl::StrCat("input '", what, "' must be a constant or computable from shapes"));
   }
   if (t->dtype() != DType::kF32) {
-    return ctx.Invalid(absl::StrCat("input '", what, "' must be float, got ",
-                                    DTypeName(t->dtype())));
+    return ctx.Invalid(
+        absl::StrCat("input '", what, "' must be float, got ", DTypeName(t->dtype())));
   }
   const float* p = t->data_as<float>();
   return std::vector<float>(p, p + t->num_elements());

@@ -23,8 +23,8 @@ namespace {
 using KernelOr = absl::StatusOr<std::unique_ptr<OpKernel>>;
 
 struct ResizeParams {
-  std::string mode = "nearest";                // nearest | linear | cubic
-  std::string coord = "half_pixel";            // coordinate_transformation_mode
+  std::string mode = "nearest";      // nearest | linear | cubic
+  std::string coord = "half_pixel";  // coordinate_transformation_mode
   std::string nearest_mode = "round_prefer_floor";
   double cubic_a = -0.75;
   bool exclude_outside = false;
@@ -176,9 +176,9 @@ absl::Status CheckParams(const Node& n, const ResizeParams& p) {
   if (p.mode != "nearest" && p.mode != "linear" && p.mode != "cubic") {
     return bad("mode", p.mode, "nearest, linear, cubic");
   }
-  static const char* kCoords[] = {"half_pixel",         "asymmetric",        "align_corners",
-                                  "pytorch_half_pixel", "tf_half_pixel_for_nn",
-                                  "tf_crop_and_resize"};
+  static const char* kCoords[] = {"half_pixel",           "asymmetric",
+                                  "align_corners",        "pytorch_half_pixel",
+                                  "tf_half_pixel_for_nn", "tf_crop_and_resize"};
   if (std::find(std::begin(kCoords), std::end(kCoords), p.coord) == std::end(kCoords)) {
     return bad("coordinate_transformation_mode", p.coord,
                "half_pixel, asymmetric, align_corners, pytorch_half_pixel, tf_half_pixel_for_nn, "
@@ -186,7 +186,8 @@ absl::Status CheckParams(const Node& n, const ResizeParams& p) {
   }
   if (p.nearest_mode != "round_prefer_floor" && p.nearest_mode != "round_prefer_ceil" &&
       p.nearest_mode != "floor" && p.nearest_mode != "ceil") {
-    return bad("nearest_mode", p.nearest_mode, "round_prefer_floor, round_prefer_ceil, floor, ceil");
+    return bad("nearest_mode", p.nearest_mode,
+               "round_prefer_floor, round_prefer_ceil, floor, ceil");
   }
   return absl::OkStatus();
 }
@@ -217,10 +218,12 @@ absl::Status ValidateResize(const Node& n, int64_t opset) {
     if (s.ok() && n.inputs.size() != (opset < 9 ? 1u : 2u)) {
       s = absl::InvalidArgumentError(n.Label() + ": wrong number of inputs");
     }
-    if (s.ok() && ParamsOf(n, opset).mode == "cubic") s = absl::UnimplementedError(n.Label() + ": cubic Upsample");
+    if (s.ok() && ParamsOf(n, opset).mode == "cubic")
+      s = absl::UnimplementedError(n.Label() + ": cubic Upsample");
   } else if (opset < 11) {
     s = CheckAttributes(n, {"mode"});
-    if (s.ok() && n.inputs.size() != 2) s = absl::InvalidArgumentError(n.Label() + ": needs 2 inputs");
+    if (s.ok() && n.inputs.size() != 2)
+      s = absl::InvalidArgumentError(n.Label() + ": needs 2 inputs");
   } else {
     s = CheckAttributes(n, {"mode", "coordinate_transformation_mode", "cubic_coeff_a",
                             "exclude_outside", "extrapolation_value", "nearest_mode"});
@@ -268,11 +271,13 @@ KernelOr BuildResize(BuildContext& ctx) {
       sizes = *s;
     }
   }
-  if (!sizes.empty() && !scales.empty()) return ctx.Invalid("only one of scales and sizes may be given");
+  if (!sizes.empty() && !scales.empty())
+    return ctx.Invalid("only one of scales and sizes may be given");
   Shape out_shape(rank);
   std::vector<double> scale(rank);
   if (!sizes.empty()) {
-    if (static_cast<int64_t>(sizes.size()) != rank) return ctx.Invalid("sizes must have one value per axis");
+    if (static_cast<int64_t>(sizes.size()) != rank)
+      return ctx.Invalid("sizes must have one value per axis");
     for (int64_t k = 0; k < rank; ++k) {
       if (sizes[k] < 0) return ctx.Invalid("sizes must be >= 0");
       out_shape[k] = sizes[k];
@@ -306,10 +311,9 @@ KernelOr BuildResize(BuildContext& ctx) {
         offsets[k].push_back(i == AxisTaps::kOutside ? IndexedCopy::kFill : i * strides[k]);
       }
     }
-    return MakeIndexedCopyKernel(
-        IndexedCopy(DTypeSize(x.dtype), out_shape, std::move(offsets),
-                    FillBits(x.dtype, p.extrapolation)),
-        x.buffer.data(), out.buffer.data(), nt, "ref:nearest");
+    return MakeIndexedCopyKernel(IndexedCopy(DTypeSize(x.dtype), out_shape, std::move(offsets),
+                                             FillBits(x.dtype, p.extrapolation)),
+                                 x.buffer.data(), out.buffer.data(), nt, "ref:nearest");
   }
   if (x.dtype != DType::kF32) {
     return ctx.Unsupported(absl::StrCat(p.mode, " resize of ", DTypeName(x.dtype),

@@ -47,8 +47,8 @@ std::function<absl::Status(const Node&, int64_t)> Validator(std::vector<std::str
 KernelOr BuildRelabel(BuildContext& ctx, const Shape& shape) {
   PlanValue& in = ctx.input(0);
   if (NumElements(shape) != NumElements(in.shape)) {
-    return ctx.Invalid(absl::StrCat("cannot reshape ", ShapeToString(in.shape), " to ",
-                                    ShapeToString(shape)));
+    return ctx.Invalid(
+        absl::StrCat("cannot reshape ", ShapeToString(in.shape), " to ", ShapeToString(shape)));
   }
   PlanValue& out = ctx.DefineOutput(0, in.dtype, shape);
   // The plan gives every value its own buffer, so this is a copy (see the report on aliasing).
@@ -103,7 +103,8 @@ KernelOr BuildReshape(BuildContext& ctx) {
   for (size_t i = 0; i < spec.size(); ++i) {
     int64_t d = spec[i];
     if (d == 0 && !allow_zero) {
-      if (i >= in.size()) return ctx.Invalid(absl::StrCat("shape[", i, "] = 0 but input rank is ", in.size()));
+      if (i >= in.size())
+        return ctx.Invalid(absl::StrCat("shape[", i, "] = 0 but input rank is ", in.size()));
       d = in[i];
     } else if (d == -1) {
       if (infer >= 0) return ctx.Invalid("shape has more than one -1");
@@ -118,9 +119,8 @@ KernelOr BuildReshape(BuildContext& ctx) {
   const int64_t total = NumElements(in);
   if (infer >= 0) {
     if (known == 0 || total % known != 0) {
-      return ctx.Invalid(absl::StrCat("cannot infer the -1 dimension reshaping ",
-                                      ShapeToString(in), " with shape spec of ", spec.size(),
-                                      " dims"));
+      return ctx.Invalid(absl::StrCat("cannot infer the -1 dimension reshaping ", ShapeToString(in),
+                                      " with shape spec of ", spec.size(), " dims"));
     }
     out[infer] = total / known;
   }
@@ -210,7 +210,9 @@ KernelOr BuildUnsqueeze(BuildContext& ctx) {
 
 // ---- Identity, Dropout ----
 
-KernelOr BuildIdentity(BuildContext& ctx) { return BuildRelabel(ctx, ctx.input_any_layout(0).shape); }
+KernelOr BuildIdentity(BuildContext& ctx) {
+  return BuildRelabel(ctx, ctx.input_any_layout(0).shape);
+}
 
 absl::Status ValidateDropout(const Node& n, int64_t) {
   if (auto s = CheckAttributes(n, {"ratio", "seed", "is_test"}); !s.ok()) return s;
@@ -295,8 +297,8 @@ KernelOr BuildExpand(BuildContext& ctx) {
     const int64_t a = ik >= 0 ? in.shape[ik] : 1;
     const int64_t b = tk >= 0 ? (*target)[tk] : 1;
     if (a != b && a != 1 && b != 1) {
-      return ctx.Invalid(absl::StrCat("cannot expand ", ShapeToString(in.shape), " to ",
-                                      ShapeToString(*target)));
+      return ctx.Invalid(
+          absl::StrCat("cannot expand ", ShapeToString(in.shape), " to ", ShapeToString(*target)));
     }
     out_shape[k] = a == 1 ? b : a;
     offsets[k] = IndexedCopy::Linear(out_shape[k], a == 1 ? 0 : strides[ik]);
@@ -315,7 +317,8 @@ KernelOr BuildDnnlConcat(BuildContext& ctx, int axis, const Shape& out_shape, DT
   for (size_t i = 0; i < ctx.num_inputs(); ++i) mds.push_back(ctx.input_any_layout(i).md);
   dnnl::concat::primitive_desc pd(axis, mds, ctx.engine());
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
-    args[DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i)] = ctx.input_any_layout(i).Memory(ctx.engine());
+    args[DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i)] =
+        ctx.input_any_layout(i).Memory(ctx.engine());
   }
   dnnl::memory::desc dst_md = pd.dst_desc();
   PlanValue& out = ctx.DefineOutput(0, dtype, out_shape, &dst_md);
@@ -420,8 +423,9 @@ KernelOr BuildRange(BuildContext& ctx) {
   for (size_t i = 0; i < 3; ++i) {
     t[i] = ctx.constant(i);
     if (t[i] == nullptr) {
-      return ctx.Unsupported("start, limit and delta must be constants or computable from shapes "
-                             "(the output size depends on them)");
+      return ctx.Unsupported(
+          "start, limit and delta must be constants or computable from shapes "
+          "(the output size depends on them)");
     }
     if (t[i]->num_elements() != 1 || t[i]->dtype() != t[0]->dtype()) {
       return ctx.Invalid("start, limit and delta must be scalars of one type");
@@ -442,10 +446,10 @@ KernelOr BuildRange(BuildContext& ctx) {
     const int64_t span = l - s;
     int64_t n = span / d + ((span % d != 0) && ((span < 0) == (d < 0)) ? 1 : 0);
     n = std::max<int64_t>(n, 0);
-    out = dtype == DType::kS32 ? RangeOf<int32_t>(dtype, static_cast<int32_t>(s),
-                                                  static_cast<int32_t>(l),
-                                                  static_cast<int32_t>(d), n)
-                               : RangeOf<int64_t>(dtype, s, l, d, n);
+    out = dtype == DType::kS32
+              ? RangeOf<int32_t>(dtype, static_cast<int32_t>(s), static_cast<int32_t>(l),
+                                 static_cast<int32_t>(d), n)
+              : RangeOf<int64_t>(dtype, s, l, d, n);
   } else {
     return ctx.Unsupported(absl::StrCat("Range of ", DTypeName(dtype)));
   }
@@ -466,7 +470,8 @@ KernelOr BuildEyeLike(BuildContext& ctx) {
     auto it = std::find_if(std::begin(kTypes), std::end(kTypes),
                            [want](const auto& p) { return p.first == want; });
     if (it == std::end(kTypes)) {
-      return ctx.Unsupported(absl::StrCat("dtype ", want, " (supported: f32, u8, s8, s32, s64, bool)"));
+      return ctx.Unsupported(
+          absl::StrCat("dtype ", want, " (supported: f32, u8, s8, s32, s64, bool)"));
     }
     dtype = it->second;
   }

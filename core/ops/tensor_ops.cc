@@ -21,8 +21,8 @@ absl::Status NeedInputs(const Node& n, size_t min, size_t max) {
   size_t count = n.inputs.size();
   while (count > 0 && n.inputs[count - 1].empty()) --count;
   if (count < min || count > max) {
-    return absl::InvalidArgumentError(absl::StrCat(n.Label(), ": expects ", min, "-", max,
-                                                   " inputs, got ", count));
+    return absl::InvalidArgumentError(
+        absl::StrCat(n.Label(), ": expects ", min, "-", max, " inputs, got ", count));
   }
   return absl::OkStatus();
 }
@@ -68,8 +68,8 @@ KernelOr BuildGather(BuildContext& ctx) {
     for (int64_t j = 0; j < m; ++j) {
       const int64_t v = IndexAt(idx.buffer.data(), is64, j);
       if (v < -dim || v >= dim) {
-        return ctx.Invalid(absl::StrCat("index ", v, " is out of range for axis ", axis,
-                                        " of size ", dim));
+        return ctx.Invalid(
+            absl::StrCat("index ", v, " is out of range for axis ", axis, " of size ", dim));
       }
     }
   }
@@ -84,9 +84,8 @@ KernelOr BuildGather(BuildContext& ctx) {
         for (int64_t j = 0; j < m; ++j) {
           const int64_t v = IndexAt(ind, is64, j);
           if (v < -dim || v >= dim) {
-            return absl::InvalidArgumentError(absl::StrCat(label, ": index ", v,
-                                                           " is out of range for axis ", axis,
-                                                           " of size ", dim));
+            return absl::InvalidArgumentError(absl::StrCat(
+                label, ": index ", v, " is out of range for axis ", axis, " of size ", dim));
           }
         }
         if (block == 0) return absl::OkStatus();
@@ -117,8 +116,8 @@ KernelOr BuildGatherElements(BuildContext& ctx) {
   const int64_t axis = *axis_or;
   for (int64_t k = 0; k < rank; ++k) {
     if (k != axis && idx.shape[k] > data.shape[k]) {
-      return ctx.Invalid(absl::StrCat("indices ", ShapeToString(idx.shape),
-                                      " exceed data ", ShapeToString(data.shape), " off axis"));
+      return ctx.Invalid(absl::StrCat("indices ", ShapeToString(idx.shape), " exceed data ",
+                                      ShapeToString(data.shape), " off axis"));
     }
   }
   PlanValue& out = ctx.DefineOutput(0, data.dtype, idx.shape);
@@ -161,7 +160,8 @@ absl::Status ValidateSlice(const Node& n, int64_t opset) {
   if (opset < 10) {
     if (auto s = CheckAttributes(n, {"starts", "ends", "axes"}); !s.ok()) return s;
     if (!n.HasAttr("starts") || !n.HasAttr("ends")) {
-      return absl::InvalidArgumentError(n.Label() + ": attributes 'starts' and 'ends' are required");
+      return absl::InvalidArgumentError(n.Label() +
+                                        ": attributes 'starts' and 'ends' are required");
     }
     return NeedInputs(n, 1, 1);
   }
@@ -258,8 +258,8 @@ KernelOr BuildSplit(BuildContext& ctx) {
   }
   if (split.empty()) {
     if (dim % n_out != 0) {
-      return ctx.Invalid(absl::StrCat("axis size ", dim, " does not split into ", n_out,
-                                      " equal parts"));
+      return ctx.Invalid(
+          absl::StrCat("axis size ", dim, " does not split into ", n_out, " equal parts"));
     }
     split.assign(n_out, dim / n_out);
   }
@@ -269,8 +269,8 @@ KernelOr BuildSplit(BuildContext& ctx) {
     total += s;
   }
   if (static_cast<int64_t>(split.size()) != n_out || total != dim) {
-    return ctx.Invalid(absl::StrCat("split sizes do not sum to axis size ", dim, " over ", n_out,
-                                    " outputs"));
+    return ctx.Invalid(
+        absl::StrCat("split sizes do not sum to axis size ", dim, " over ", n_out, " outputs"));
   }
   int64_t outer = 1, inner = 1;
   for (int64_t k = 0; k < axis; ++k) outer *= in.shape[k];
@@ -436,15 +436,16 @@ KernelOr BuildDepthToSpace(BuildContext& ctx) {
     const bool dcr = ctx.node().GetString("mode", "DCR") == "DCR";
     // View [N, C', H, b(i), W, b(j)]; source channel DCR: (i*b + j)*C' + c', CRD: c'*b*b + i*b + j.
     view = {n, co, h, b, w, b};
-    off = {L::Linear(n, sn), L::Linear(co, dcr ? sc : b * b * sc), L::Linear(h, sh),
-           L::Linear(b, dcr ? b * co * sc : b * sc), L::Linear(w, 1), L::Linear(b, dcr ? co * sc : sc)};
+    off = {L::Linear(n, sn), L::Linear(co, dcr ? sc : b * b * sc),
+           L::Linear(h, sh), L::Linear(b, dcr ? b * co * sc : b * sc),
+           L::Linear(w, 1),  L::Linear(b, dcr ? co * sc : sc)};
     out_shape = {n, co, h * b, w * b};
   } else {
     if (h % b != 0 || w % b != 0) return ctx.Invalid("H and W are not divisible by blocksize");
     // View [N, b(i), b(j), C, H/b, W/b]; source (n, c, h*b + i, w*b + j).
     view = {n, b, b, c, h / b, w / b};
-    off = {L::Linear(n, sn), L::Linear(b, sh), L::Linear(b, 1), L::Linear(c, sc),
-           L::Linear(h / b, b * sh), L::Linear(w / b, b)};
+    off = {L::Linear(n, sn), L::Linear(b, sh),         L::Linear(b, 1),
+           L::Linear(c, sc), L::Linear(h / b, b * sh), L::Linear(w / b, b)};
     out_shape = {n, c * b * b, h / b, w / b};
   }
   PlanValue& out = ctx.DefineOutput(0, in.dtype, out_shape);

@@ -248,10 +248,10 @@ struct ResizeCase {
   std::string name;
   Shape in_shape;
   std::vector<float> in;
-  std::vector<float> scales;    // empty -> sizes
-  std::vector<int64_t> sizes;   // empty -> scales
+  std::vector<float> scales;   // empty -> sizes
+  std::vector<int64_t> sizes;  // empty -> scales
   std::string mode, coord, nearest_mode;
-  std::vector<float> roi;       // tf_crop_and_resize only
+  std::vector<float> roi;  // tf_crop_and_resize only
   float extrapolation = 0;
   Shape out_shape;
   std::vector<float> expected;
@@ -261,8 +261,10 @@ struct ResizeCase {
 std::vector<float> RunResize(const ResizeCase& c, int opset = 13) {
   Builder b(opset);
   b.Input("x", c.in_shape);
-  std::vector<std::string> ins = {"x", c.roi.empty() ? "" : "roi", c.scales.empty() ? "" : "scales"};
-  if (!c.roi.empty()) b.Init("roi", Tensor::FromFloats({static_cast<int64_t>(c.roi.size())}, c.roi));
+  std::vector<std::string> ins = {"x", c.roi.empty() ? "" : "roi",
+                                  c.scales.empty() ? "" : "scales"};
+  if (!c.roi.empty())
+    b.Init("roi", Tensor::FromFloats({static_cast<int64_t>(c.roi.size())}, c.roi));
   if (!c.scales.empty()) {
     b.Init("scales", Tensor::FromFloats({static_cast<int64_t>(c.scales.size())}, c.scales));
   }
@@ -304,34 +306,134 @@ INSTANTIATE_TEST_SUITE_P(
     Modes, ResizeTest,
     ::testing::Values(
         // half_pixel: x_ori = (x + 0.5) / 2 - 0.5, clamped at the edges.
-        ResizeCase{"linear_half_pixel", {4}, k1234, {2}, {}, "linear", "half_pixel", "", {}, 0,
-                   {8}, {1, 1.25, 1.75, 2.25, 2.75, 3.25, 3.75, 4}},
+        ResizeCase{"linear_half_pixel",
+                   {4},
+                   k1234,
+                   {2},
+                   {},
+                   "linear",
+                   "half_pixel",
+                   "",
+                   {},
+                   0,
+                   {8},
+                   {1, 1.25, 1.75, 2.25, 2.75, 3.25, 3.75, 4}},
         // align_corners to 7: x_ori = x * 3 / 6.
-        ResizeCase{"linear_align_corners", {4}, k1234, {}, {7}, "linear", "align_corners", "", {},
-                   0, {7}, {1, 1.5, 2, 2.5, 3, 3.5, 4}},
+        ResizeCase{"linear_align_corners",
+                   {4},
+                   k1234,
+                   {},
+                   {7},
+                   "linear",
+                   "align_corners",
+                   "",
+                   {},
+                   0,
+                   {7},
+                   {1, 1.5, 2, 2.5, 3, 3.5, 4}},
         // pytorch_half_pixel with one output sample reads x_ori = -0.5 -> clamped to the edge.
-        ResizeCase{"linear_pytorch_half_pixel_1", {4}, k1234, {}, {1}, "linear",
-                   "pytorch_half_pixel", "", {}, 0, {1}, {1}},
+        ResizeCase{"linear_pytorch_half_pixel_1",
+                   {4},
+                   k1234,
+                   {},
+                   {1},
+                   "linear",
+                   "pytorch_half_pixel",
+                   "",
+                   {},
+                   0,
+                   {1},
+                   {1}},
         // Bilinear asymmetric 2x: x_ori = x / 2, the last row/column clamps.
-        ResizeCase{"bilinear_asymmetric", {1, 1, 2, 2}, k1234, {1, 1, 2, 2}, {}, "linear",
-                   "asymmetric", "", {}, 0, {1, 1, 4, 4},
+        ResizeCase{"bilinear_asymmetric",
+                   {1, 1, 2, 2},
+                   k1234,
+                   {1, 1, 2, 2},
+                   {},
+                   "linear",
+                   "asymmetric",
+                   "",
+                   {},
+                   0,
+                   {1, 1, 4, 4},
                    {1, 1.5, 2, 2, 2, 2.5, 3, 3, 3, 3.5, 4, 4, 3, 3.5, 4, 4}},
         // Downsample 4 -> 3 with half_pixel: x_ori = 1/6, 1.5, 17/6.
-        ResizeCase{"nearest_round_prefer_floor", {4}, k10_40, {}, {3}, "nearest", "half_pixel",
-                   "round_prefer_floor", {}, 0, {3}, {10, 20, 40}},
-        ResizeCase{"nearest_round_prefer_ceil", {4}, k10_40, {}, {3}, "nearest", "half_pixel",
-                   "round_prefer_ceil", {}, 0, {3}, {10, 30, 40}},
-        ResizeCase{"nearest_floor", {4}, k10_40, {}, {3}, "nearest", "half_pixel", "floor", {}, 0,
-                   {3}, {10, 20, 30}},
-        ResizeCase{"nearest_ceil", {4}, k10_40, {}, {3}, "nearest", "half_pixel", "ceil", {}, 0,
-                   {3}, {20, 30, 40}},
+        ResizeCase{"nearest_round_prefer_floor",
+                   {4},
+                   k10_40,
+                   {},
+                   {3},
+                   "nearest",
+                   "half_pixel",
+                   "round_prefer_floor",
+                   {},
+                   0,
+                   {3},
+                   {10, 20, 40}},
+        ResizeCase{"nearest_round_prefer_ceil",
+                   {4},
+                   k10_40,
+                   {},
+                   {3},
+                   "nearest",
+                   "half_pixel",
+                   "round_prefer_ceil",
+                   {},
+                   0,
+                   {3},
+                   {10, 30, 40}},
+        ResizeCase{"nearest_floor",
+                   {4},
+                   k10_40,
+                   {},
+                   {3},
+                   "nearest",
+                   "half_pixel",
+                   "floor",
+                   {},
+                   0,
+                   {3},
+                   {10, 20, 30}},
+        ResizeCase{"nearest_ceil",
+                   {4},
+                   k10_40,
+                   {},
+                   {3},
+                   "nearest",
+                   "half_pixel",
+                   "ceil",
+                   {},
+                   0,
+                   {3},
+                   {20, 30, 40}},
         // tf_crop_and_resize over roi [0.5, 1.5]: x_ori = 1.5 + x * 1.5 -> 1.5, 3, 4.5 (outside).
-        ResizeCase{"linear_tf_crop_and_resize", {4}, k1234, {}, {3}, "linear",
-                   "tf_crop_and_resize", "", {0.5f, 1.5f}, 9, {3}, {2.5, 4, 9}},
+        ResizeCase{"linear_tf_crop_and_resize",
+                   {4},
+                   k1234,
+                   {},
+                   {3},
+                   "linear",
+                   "tf_crop_and_resize",
+                   "",
+                   {0.5f, 1.5f},
+                   9,
+                   {3},
+                   {2.5, 4, 9}},
         // Keys cubic convolution with a = -0.5 reproduces a linear ramp wherever all 4 taps are
         // inside; integral positions hit samples exactly. align_corners: x_ori = x * 7 / 3.
-        ResizeCase{"cubic_align_corners_ramp", {8}, {0, 1, 2, 3, 4, 5, 6, 7}, {}, {4}, "cubic",
-                   "align_corners", "", {}, 0, {4}, {0, 7.0f / 3, 14.0f / 3, 7}, -0.5f}),
+        ResizeCase{"cubic_align_corners_ramp",
+                   {8},
+                   {0, 1, 2, 3, 4, 5, 6, 7},
+                   {},
+                   {4},
+                   "cubic",
+                   "align_corners",
+                   "",
+                   {},
+                   0,
+                   {4},
+                   {0, 7.0f / 3, 14.0f / 3, 7},
+                   -0.5f}),
     [](const ::testing::TestParamInfo<ResizeCase>& info) { return info.param.name; });
 
 TEST(TensorOpsTest, UpsampleNearestIsAsymmetricFloor) {
@@ -410,6 +512,42 @@ TEST(ShapeOpsTest, LargeTransposeWithTwoThreadsMatchesNaiveLoop) {
     }
   }
   EXPECT_EQ(mismatches, 0);
+}
+
+// ---- Channel Concat on oneDNN keeps blocked producer layouts correct ----
+
+TEST(ShapeOpsTest, ChannelConcatOfConvOutputAndPlainInput) {
+  // y = Concat(Conv(x, 2*I), x) on channels; the 1x1 conv with weights 2*identity doubles x, and
+  // its output is typically in a blocked layout while x is plain.
+  const int64_t c = 16, hw = 5;
+  Builder b(13);
+  b.Input("x", {-1, c, hw, hw});
+  std::vector<float> w(c * c, 0.0f);
+  for (int64_t i = 0; i < c; ++i) w[i * c + i] = 2.0f;
+  b.Init("w", Tensor::FromFloats({c, c, 1, 1}, w));
+  b.Node("Conv", {"x", "w"}, {"doubled"});
+  Builder::Int(b.Node("Concat", {"doubled", "x"}, {"y"}), "axis", 1);
+  b.Output("y");
+  auto model = Model::LoadFromBytes(b.Bytes());
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto ctx = *(*model)->CreateContext();
+  for (int64_t n : {1, 3}) {
+    std::vector<float> v(n * c * hw * hw);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 97) - 40;
+    auto out = ctx->Run({Tensor::FromFloats({n, c, hw, hw}, v)});
+    ASSERT_TRUE(out.ok()) << out.status();
+    ASSERT_EQ((*out)[0].shape(), (Shape{n, 2 * c, hw, hw}));
+    const float* y = (*out)[0].data_as<float>();
+    const int64_t plane = c * hw * hw;
+    int64_t mismatches = 0;
+    for (int64_t b0 = 0; b0 < n; ++b0) {
+      for (int64_t i = 0; i < plane; ++i) {
+        if (y[b0 * 2 * plane + i] != 2 * v[b0 * plane + i]) ++mismatches;
+        if (y[b0 * 2 * plane + plane + i] != v[b0 * plane + i]) ++mismatches;
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << "batch " << n;
+  }
 }
 
 }  // namespace
