@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/model.h"
 #include "core/plan.h"
 #include "gmock/gmock.h"
@@ -71,8 +72,9 @@ class GraphBuilder {
     a->set_type(onnx::AttributeProto::INTS);
     for (int64_t x : v) a->add_ints(x);
   }
+  std::string Serialize() const { return model_.SerializeAsString(); }
   absl::StatusOr<std::shared_ptr<const Model>> Load() const {
-    return Model::LoadFromBytes(model_.SerializeAsString());
+    return Model::LoadFromBytes(Serialize());
   }
 
  private:
@@ -527,6 +529,91 @@ TEST(OpsElemTest, LargeBroadcastRunsInParallelChunks) {
         ASSERT_EQ(y[(i * 67 + j) * 513 + k],
                   a.data_as<int32_t>()[i * 513 + k] - bv.data_as<int32_t>()[j]);
       }
+}
+
+// The three orders exporters write x * 0.5 * (1 + erf(x / sqrt 2)) in; each runs unfused (no
+// graph passes) and fused into one Gelu, and both match the formula.
+TEST(OpsElemTest, ErfGeluPatternRunsUnfusedAndFused) {
+  const Shape shape = {2, 3, 5};
+  Tensor x = Floats(shape, 13, -4.0f, 4.0f);
+  std::vector<float> want;
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    const double v = x.data_as<float>()[i];
+    want.push_back(static_cast<float>(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)))));
+  }
+  for (int variant = 0; variant < 3; ++variant) {
+    GraphBuilder b(13);
+    b.Input("x", DType::kF32, shape);
+    b.Initializer("sqrt2", Tensor::FromFloats({}, {1.4142135381698608f}));
+    b.Initializer("inv_sqrt2", Tensor::FromFloats({}, {0.7071067690849304f}));
+    b.Initializer("one", Tensor::FromFloats({}, {1.0f}));
+    b.Initializer("half", Tensor::FromFloats({}, {0.5f}));
+    if (variant == 1) {
+      b.Node("Mul", {"inv_sqrt2", "x"}, {"t1"});
+    } else {
+      b.Node("Div", {"x", "sqrt2"}, {"t1"});
+    }
+    b.Node("Erf", {"t1"}, {"t2"});
+    b.Node("Add", {"t2", "one"}, {"t3"});
+    if (variant == 0) {  // (x * (1 + erf)) * 0.5
+      b.Node("Mul", {"x", "t3"}, {"t4"});
+      b.Node("Mul", {"t4", "half"}, {"y"});
+    } else if (variant == 1) {  // (x * 0.5) * (1 + erf)
+      b.Node("Mul", {"x", "half"}, {"h"});
+      b.Node("Mul", {"h", "t3"}, {"y"});
+    } else {  // x * ((1 + erf) * 0.5)
+      b.Node("Mul", {"t3", "half"}, {"t4"});
+      b.Node("Mul", {"x", "t4"}, {"y"});
+    }
+    b.Output("y", DType::kF32);
+    for (bool optimize : {false, true}) {
+      SCOPED_TRACE(absl::StrCat("variant ", variant, " optimize ", optimize));
+      LoadOptions opts;
+      opts.optimize = optimize;
+      auto model = Model::LoadFromBytes(b.Serialize(), opts);
+      ASSERT_TRUE(model.ok()) << model.status();
+      auto ctx = (*model)->CreateContext();
+      ASSERT_TRUE(ctx.ok());
+      auto out = (*ctx)->Run({x});
+      ASSERT_TRUE(out.ok()) << out.status();
+      ExpectNear((*out)[0], want, 1e-5f);
+      auto plan = (*ctx)->PlanFor({shape});
+      ASSERT_TRUE(plan.ok());
+      int gelu = 0, erf = 0;
+      for (const auto& step : (*plan)->steps()) {
+        gelu += step.op_type == "Gelu";
+        erf += step.op_type == "Erf";
+      }
+      EXPECT_EQ(gelu, optimize ? 1 : 0) << (*plan)->Describe();
+      EXPECT_EQ(erf, optimize ? 0 : 1) << (*plan)->Describe();
+    }
+  }
+}
+
+// A value the pattern needs is also used elsewhere: nothing may be fused away.
+TEST(OpsElemTest, GeluPatternWithSharedIntermediateIsNotFused) {
+  GraphBuilder b(13);
+  b.Input("x", DType::kF32, {4});
+  b.Initializer("sqrt2", Tensor::FromFloats({}, {1.4142135381698608f}));
+  b.Initializer("one", Tensor::FromFloats({}, {1.0f}));
+  b.Initializer("half", Tensor::FromFloats({}, {0.5f}));
+  b.Node("Div", {"x", "sqrt2"}, {"t1"});
+  b.Node("Erf", {"t1"}, {"t2"});
+  b.Node("Add", {"t2", "one"}, {"t3"});
+  b.Node("Mul", {"x", "t3"}, {"t4"});
+  b.Node("Mul", {"t4", "half"}, {"y"});
+  b.Output("y", DType::kF32);
+  b.Output("t2", DType::kF32);  // erf is a graph output too
+  Tensor x = Tensor::FromFloats({4}, {-1, 0, 0.5f, 2});
+  auto out = RunModel(b, {x});
+  ASSERT_EQ(out.size(), 2u);
+  std::vector<float> y, e;
+  for (float v : {-1.0f, 0.0f, 0.5f, 2.0f}) {
+    e.push_back(std::erf(v / std::sqrt(2.0f)));
+    y.push_back(0.5f * v * (1 + e.back()));
+  }
+  ExpectNear(out[0], y);
+  ExpectNear(out[1], e);
 }
 
 }  // namespace
