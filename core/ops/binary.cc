@@ -320,7 +320,9 @@ absl::StatusOr<std::unique_ptr<OpKernel>> TryBuildDnnl(BuildContext& ctx, Op op,
     PlanValue* a = &src0;
     std::vector<memory> src1s;
     for (auto& [i, md] : operands) {
-      if (md == layout) {
+      // Same shape: converted to src0's layout. Broadcast: the plain buffer seen with a padded
+      // rank (its descriptor may equal `layout`, e.g. a scalar against [1, 1]).
+      if (shapes[i] == out_shape) {
         auto v = ctx.input_as(i, layout);
         if (!v.ok()) return v.status();
         src1s.push_back((*v)->Memory(eng));

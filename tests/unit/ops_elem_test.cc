@@ -1,6 +1,7 @@
 // Element-wise, binary and reduction operators on cases the ONNX node tests do not reach:
 // blocked layouts produced by a convolution, broadcasting edge cases, integer division by zero,
 // runtime Clip bounds, opset-dependent Softmax. References are computed here by hand.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -235,11 +236,15 @@ TEST(OpsElemTest, BroadcastScalarsAndRankMismatch) {
   b.Node("Sub", {"s", "m"}, {"s_minus_m"});  // non-commutative with broadcast src0: loop
   b.Node("Mul", {"s", "s"}, {"s_times_s"});  // rank 0 result
   b.Node("Div", {"a", "c"}, {"a_div_c"});    // [3,1,5] / [4,1] -> [3,4,5]
-  for (const char* o : {"s_plus_m", "s_minus_m", "s_times_s", "a_div_c"}) b.Output(o, DType::kF32);
+  b.Node("ReduceMax", {"m"}, {"m11"});       // [1, 1]
+  b.Node("Add", {"m11", "s"}, {"m11_plus_s"});  // scalar vs [1,1]: equal descriptors, not shapes
+  for (const char* o : {"s_plus_m", "s_minus_m", "s_times_s", "a_div_c", "m11_plus_s"}) {
+    b.Output(o, DType::kF32);
+  }
   Tensor s = Tensor::FromFloats({}, {1.5f});
   Tensor m = Floats({2, 3}, 5), a = Floats({3, 1, 5}, 6), c = Floats({4, 1}, 7, 0.5f, 2.0f);
   auto out = RunModel(b, {s, m, a, c});
-  ASSERT_EQ(out.size(), 4u);
+  ASSERT_EQ(out.size(), 5u);
   std::vector<float> plus, minus;
   for (int i = 0; i < 6; ++i) {
     plus.push_back(1.5f + m.data_as<float>()[i]);
@@ -256,6 +261,8 @@ TEST(OpsElemTest, BroadcastScalarsAndRankMismatch) {
     for (int j = 0; j < 4; ++j)
       for (int k = 0; k < 5; ++k) div.push_back(a.data_as<float>()[i * 5 + k] / c.data_as<float>()[j]);
   ExpectNear(out[3], div);
+  EXPECT_EQ(out[4].shape(), (Shape{1, 1}));
+  ExpectNear(out[4], {*std::max_element(m.data_as<float>(), m.data_as<float>() + 6) + 1.5f});
 }
 
 TEST(OpsElemTest, IntegerBroadcastAndVariadic) {
