@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/passes_gelu.h"
 
 namespace octet {
 namespace {
@@ -303,6 +304,7 @@ absl::Status FusePostOps(Graph& g) {
 
 absl::Status OptimizeGraph(Graph& g) {
   if (auto s = RemoveIdentities(g); !s.ok()) return s;
+  if (auto s = FuseGelu(g); !s.ok()) return s;
   if (auto s = FoldBatchNorm(g); !s.ok()) return s;
   if (auto s = FusePostOps(g); !s.ok()) return s;
   return g.TopologicalSort();

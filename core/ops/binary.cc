@@ -320,7 +320,9 @@ absl::StatusOr<std::unique_ptr<OpKernel>> TryBuildDnnl(BuildContext& ctx, Op op,
     PlanValue* a = &src0;
     std::vector<memory> src1s;
     for (auto& [i, md] : operands) {
-      if (md == layout) {
+      // Same shape: converted to src0's layout. Broadcast: the plain buffer seen with a padded
+      // rank (its descriptor may equal `layout`, e.g. a scalar against [1, 1]).
+      if (shapes[i] == out_shape) {
         auto v = ctx.input_as(i, layout);
         if (!v.ok()) return v.status();
         src1s.push_back((*v)->Memory(eng));
@@ -486,6 +488,17 @@ absl::StatusOr<std::unique_ptr<OpKernel>> Build(BuildContext& ctx, Op op) {
   if (op == Op::kPRelu && out_shape != shapes[0]) {
     return ctx.Invalid(absl::StrCat("slope ", ShapeToString(shapes[1]),
                                     " does not broadcast to X ", ShapeToString(shapes[0])));
+  }
+  // x^2 and x^0.5 with a constant exponent (LayerNorm and GELU decompositions) are oneDNN
+  // eltwise square and sqrt in any layout.
+  if (op == Op::kPow && dtypes[0] == DType::kF32 && shapes[0] == out_shape &&
+      ctx.constant(1) != nullptr && ctx.constant(1)->num_elements() == 1) {
+    const double e = ctx.constant(1)->GetAsDouble(0);
+    if (e == 2.0 || e == 0.5) {
+      auto k = BuildDnnlEltwise(
+          ctx, e == 2.0 ? dnnl::algorithm::eltwise_square : dnnl::algorithm::eltwise_sqrt, 0, 0);
+      if (!k.ok() || *k != nullptr) return k;
+    }
   }
   if (out_dtype == DType::kF32) {
     auto k = TryBuildDnnl(ctx, op, shapes, out_shape);
