@@ -92,15 +92,23 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildBatchNorm(BuildContext& ctx) {
   // y = scale * (x - mean) / sqrt(var + epsilon) + B
   flags f = flags::use_scale | flags::use_shift;
   if (!training) f = f | flags::use_global_stats;
+  // oneDNN's fast kernels want 4-D/5-D data: view plain [N, C] and [N, C, W] as [N, C, W, 1].
+  memory::desc data_md = x.md;
+  const bool view_4d = x.shape.size() < 4 && IsPlain(x.md);
+  if (view_4d) {
+    data_md = memory::desc({x.shape[0], c, x.shape.size() == 3 ? x.shape[2] : 1, 1}, kF32,
+                           memory::format_tag::abcd);
+  }
   dnnl::batch_normalization_forward::desc d(
-      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, x.md, eps,
-      f);
+      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, data_md,
+      eps, f);
   dnnl::batch_normalization_forward::primitive_desc pd(d, eng);
   PlanValue& y = ctx.DefineOutput(0, DType::kF32, x.shape, &x.md);
-  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, x.Memory(eng)},
-                                          {DNNL_ARG_DST, y.Memory(eng)},
-                                          {DNNL_ARG_SCALE, memory(c_md, eng, p[0])},
-                                          {DNNL_ARG_SHIFT, memory(c_md, eng, p[1])}};
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, view_4d ? memory(data_md, eng, x.buffer.data()) : x.Memory(eng)},
+      {DNNL_ARG_DST, view_4d ? memory(data_md, eng, y.buffer.data()) : y.Memory(eng)},
+      {DNNL_ARG_SCALE, memory(c_md, eng, p[0])},
+      {DNNL_ARG_SHIFT, memory(c_md, eng, p[1])}};
   std::vector<Tensor> keep;
   std::vector<std::function<void()>> post;
   if (!training) {
@@ -144,7 +152,7 @@ absl::Status ValidateInstanceNorm(const Node& n, int64_t) {
   return absl::OkStatus();
 }
 
-// InstanceNormalization is batch normalization with batch statistics of a [1, N*C, spatial]
+// InstanceNormalization is batch normalization with batch statistics of a [1, N*C, spatial, 1]
 // view; scale and B are tiled N times.
 absl::StatusOr<std::unique_ptr<OpKernel>> BuildInstanceNorm(BuildContext& ctx) {
   PlanValue& x = ctx.input(0);
@@ -165,7 +173,7 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildInstanceNorm(BuildContext& ctx) {
     shift = *b;
   }
   const dnnl::engine& eng = ctx.engine();
-  const memory::desc view({1, n * c, spatial}, kF32, memory::format_tag::abc);
+  const memory::desc view({1, n * c, spatial, 1}, kF32, memory::format_tag::abcd);
   const memory::desc nc_md({n * c}, kF32, memory::format_tag::a);
   dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_training, view,
                                             ctx.node().GetFloat("epsilon", 1e-5f),
