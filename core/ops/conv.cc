@@ -20,7 +20,8 @@ absl::Status ValidateConv(const Node& n, int64_t) {
   }
   if (n.inputs.size() < 2) return absl::InvalidArgumentError(n.Label() + ": needs X and W");
   if (n.op_type == "Conv" && (n.HasAttr("output_padding") || n.HasAttr("output_shape"))) {
-    return absl::InvalidArgumentError(n.Label() + ": output_padding/output_shape are for ConvTranspose");
+    return absl::InvalidArgumentError(n.Label() +
+                                      ": output_padding/output_shape are for ConvTranspose");
   }
   return absl::OkStatus();
 }
@@ -62,11 +63,12 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
   const bool transposed = node.op_type == "ConvTranspose";
   PlanValue& x = ctx.input_any_layout(0);
   const Shape w_shape = ctx.input_any_layout(1).shape;
-  if (x.dtype != DType::kF32) return ctx.Unsupported("only float inputs (INT8 uses QLinearConv/QDQ)");
+  if (x.dtype != DType::kF32)
+    return ctx.Unsupported("only float inputs (INT8 uses QLinearConv/QDQ)");
   const int rank = static_cast<int>(x.shape.size());
   if (rank < 3 || rank > 5 || static_cast<int>(w_shape.size()) != rank) {
-    return ctx.Invalid(absl::StrCat("X ", ShapeToString(x.shape), " and W ",
-                                    ShapeToString(w_shape), " must both be 3-D, 4-D or 5-D"));
+    return ctx.Invalid(absl::StrCat("X ", ShapeToString(x.shape), " and W ", ShapeToString(w_shape),
+                                    " must both be 3-D, 4-D or 5-D"));
   }
   const int64_t groups = node.GetInt("group", 1);
   const int64_t c_in = x.shape[1];
@@ -77,7 +79,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
                                     c_in, " with group ", groups));
   }
   if (transposed && w_shape[0] != c_in) {
-    return ctx.Invalid(absl::StrCat("W ", ShapeToString(w_shape), " does not match input channels ", c_in));
+    return ctx.Invalid(
+        absl::StrCat("W ", ShapeToString(w_shape), " does not match input channels ", c_in));
   }
   std::vector<int64_t> in_sp(x.shape.begin() + 2, x.shape.end());
   std::vector<int64_t> k_sp(w_shape.begin() + 2, w_shape.end());
@@ -104,7 +107,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
     g.out.resize(n_sp);
     const std::string auto_pad = node.GetString("auto_pad", "NOTSET");
     std::vector<int64_t> out_shape = node.GetInts("output_shape");
-    if (!out_shape.empty() && out_shape.size() != n_sp) out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
+    if (!out_shape.empty() && out_shape.size() != n_sp)
+      out_shape.erase(out_shape.begin(), out_shape.begin() + 2);
     for (size_t i = 0; i < n_sp; ++i) {
       const int64_t ext = (g.kernel[i] - 1) * g.dilations[i] + 1;
       const int64_t full = g.strides[i] * (in_sp[i] - 1) + out_pad[i] + ext;
@@ -122,7 +126,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
         if (g.pad_begin[i] < 0) {
           return ctx.Unsupported(absl::StrCat("output size ", g.out[i],
                                               " would need negative padding at the start (full "
-                                              "output ", full, ")"));
+                                              "output ",
+                                              full, ")"));
         }
       } else if (auto_pad == "VALID" || auto_pad == "NOTSET") {
         if (auto_pad == "VALID") g.pad_begin[i] = g.pad_end[i] = 0;
@@ -139,7 +144,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
   Shape out_shape = {x.shape[0], c_out};
   out_shape.insert(out_shape.end(), g.out.begin(), g.out.end());
   memory::dims strides(g.strides.begin(), g.strides.end());
-  memory::dims dil, pl(g.pad_begin.begin(), g.pad_begin.end()), pr(g.pad_end.begin(), g.pad_end.end());
+  memory::dims dil, pl(g.pad_begin.begin(), g.pad_begin.end()),
+      pr(g.pad_end.begin(), g.pad_end.end());
   for (int64_t d : g.dilations) dil.push_back(d - 1);
   const auto f32 = memory::data_type::f32;
   memory::desc src_any(ToDims(x.shape), f32, tag::any);
@@ -177,8 +183,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
     prim = dnnl::convolution_forward(pd);
   } else {
     dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                        dnnl::algorithm::deconvolution_direct, src_any, w_any,
-                                        b_md, dst_any, strides, dil, pl, pr);
+                                        dnnl::algorithm::deconvolution_direct, src_any, w_any, b_md,
+                                        dst_any, strides, dil, pl, pr);
     dnnl::deconvolution_forward::primitive_desc pd(d, attr, eng);
     src_md = pd.src_desc();
     dst_md = pd.dst_desc();
@@ -196,7 +202,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildConv(BuildContext& ctx) {
   // The residual must be in dst's layout; it is copied into dst, then the primitive adds to it.
   PlanValue* residual = nullptr;
   if (HasSumPostOp(node)) {
-    if (ctx.input_any_layout(3).shape != out_shape || ctx.input_any_layout(3).dtype != DType::kF32) {
+    if (ctx.input_any_layout(3).shape != out_shape ||
+        ctx.input_any_layout(3).dtype != DType::kF32) {
       return ctx.Unsupported(absl::StrCat("fused residual of shape ",
                                           ShapeToString(ctx.input_any_layout(3).shape),
                                           " differs from the output ", ShapeToString(out_shape)));

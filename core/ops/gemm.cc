@@ -75,8 +75,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildGemm(BuildContext& ctx) {
     return ctx.Unsupported("only float A and B (INT8 uses QLinearMatMul/QDQ)");
   }
   if (a.shape.size() != 2 || b.shape.size() != 2) {
-    return ctx.Invalid(absl::StrCat("A ", ShapeToString(a.shape), " and B ",
-                                    ShapeToString(b.shape), " must be 2-D"));
+    return ctx.Invalid(absl::StrCat("A ", ShapeToString(a.shape), " and B ", ShapeToString(b.shape),
+                                    " must be 2-D"));
   }
   const bool trans_a = node.GetInt("transA", 0) != 0;
   const bool trans_b = node.GetInt("transB", 0) != 0;
@@ -87,9 +87,9 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildGemm(BuildContext& ctx) {
   const int64_t kb = trans_b ? b.shape[1] : b.shape[0];
   const int64_t n = trans_b ? b.shape[0] : b.shape[1];
   if (k != kb) {
-    return ctx.Invalid(absl::StrCat("A ", ShapeToString(a.shape), " and B ",
-                                    ShapeToString(b.shape), " do not agree on K (transA ",
-                                    trans_a, ", transB ", trans_b, ")"));
+    return ctx.Invalid(absl::StrCat("A ", ShapeToString(a.shape), " and B ", ShapeToString(b.shape),
+                                    " do not agree on K (transA ", trans_a, ", transB ", trans_b,
+                                    ")"));
   }
   if (m == 0 || n == 0 || k == 0) return ctx.Unsupported("empty Gemm dimensions");
   if (alpha == 0.0f) return ctx.Unsupported("alpha = 0");
@@ -137,7 +137,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildGemm(BuildContext& ctx) {
     const int64_t rows = cm, src_cols = cn;
     auto fill = [src, dst, rows, bn, src_cols, f]() {
       for (int64_t i = 0; i < rows; ++i) {
-        for (int64_t j = 0; j < bn; ++j) dst[i * bn + j] = f * src[i * src_cols + (src_cols == 1 ? 0 : j)];
+        for (int64_t j = 0; j < bn; ++j)
+          dst[i * bn + j] = f * src[i * src_cols + (src_cols == 1 ? 0 : j)];
       }
       return absl::OkStatus();
     };
@@ -156,7 +157,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildGemm(BuildContext& ctx) {
   memory::desc dst_md;
   // Fast path: a fully connected layer. inner_product takes weights as [N, K] in its own
   // blocked layout (prepared once) and a per-column bias.
-  const bool fc = alpha == 1.0f && !trans_a && b_const && (!use_c || (cm == 1 && (cn == n || c_const)));
+  const bool fc =
+      alpha == 1.0f && !trans_a && b_const && (!use_c || (cm == 1 && (cn == n || c_const)));
   if (fc) {
     memory::desc bias_md;
     memory bias_mem;
@@ -167,8 +169,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildGemm(BuildContext& ctx) {
     }
     memory::desc src_any({m, k}, kF32, tag::any), w_any({n, k}, kF32, tag::any),
         dst_any({m, n}, kF32, tag::any);
-    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, src_any, w_any,
-                                        bias_md, dst_any);
+    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, src_any, w_any, bias_md,
+                                        dst_any);
     dnnl::inner_product_forward::primitive_desc pd(d, attr, eng);
     // ONNX B is [K, N] (or [N, K] with transB); oneDNN's weights are [N, K].
     auto w = PrepareWeights(ctx, 1, Desc2D(n, k, !trans_b), pd.weights_desc(), &pre);
@@ -236,8 +238,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildMatMul(BuildContext& ctx) {
   if (bs.size() == 1) bs.push_back(1);
   const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
   if (bs[bs.size() - 2] != k) {
-    return ctx.Invalid(absl::StrCat("A ", ShapeToString(a.shape), " and B ",
-                                    ShapeToString(b.shape), " do not agree on K"));
+    return ctx.Invalid(absl::StrCat("A ", ShapeToString(a.shape), " and B ", ShapeToString(b.shape),
+                                    " do not agree on K"));
   }
   const size_t r = std::max(as.size(), bs.size());
   if (r > DNNL_MAX_NDIMS) return ctx.Unsupported(absl::StrCat("rank ", r, " MatMul"));
@@ -246,8 +248,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildMatMul(BuildContext& ctx) {
   Shape full(r);
   for (size_t i = 0; i + 2 < r; ++i) {
     if (as[i] != bs[i] && as[i] != 1 && bs[i] != 1) {
-      return ctx.Invalid(absl::StrCat("batch dimensions of A ", ShapeToString(a.shape),
-                                      " and B ", ShapeToString(b.shape), " do not broadcast"));
+      return ctx.Invalid(absl::StrCat("batch dimensions of A ", ShapeToString(a.shape), " and B ",
+                                      ShapeToString(b.shape), " do not broadcast"));
     }
     full[i] = std::max(as[i], bs[i]);
   }

@@ -61,7 +61,8 @@ absl::Status ValidateBatchNorm(const Node& n, int64_t opset) {
     return absl::InvalidArgumentError(n.Label() + ": needs X, scale, B, mean and var");
   }
   for (size_t i = 0; i < 5; ++i) {
-    if (!n.HasInput(i)) return absl::InvalidArgumentError(n.Label() + ": all 5 inputs are required");
+    if (!n.HasInput(i))
+      return absl::InvalidArgumentError(n.Label() + ": all 5 inputs are required");
   }
   return absl::OkStatus();
 }
@@ -69,7 +70,8 @@ absl::Status ValidateBatchNorm(const Node& n, int64_t opset) {
 absl::StatusOr<std::unique_ptr<OpKernel>> BuildBatchNorm(BuildContext& ctx) {
   const Node& node = ctx.node();
   PlanValue& x = ctx.input_any_layout(0);
-  if (x.dtype != DType::kF32) return ctx.Unsupported(absl::StrCat("input type ", DTypeName(x.dtype)));
+  if (x.dtype != DType::kF32)
+    return ctx.Unsupported(absl::StrCat("input type ", DTypeName(x.dtype)));
   if (x.shape.size() < 2 || x.shape.size() > 5) {
     return ctx.Unsupported(absl::StrCat("input ", ShapeToString(x.shape), ": rank must be 2 to 5"));
   }
@@ -90,22 +92,31 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildBatchNorm(BuildContext& ctx) {
   // y = scale * (x - mean) / sqrt(var + epsilon) + B
   flags f = flags::use_scale | flags::use_shift;
   if (!training) f = f | flags::use_global_stats;
+  // oneDNN's fast kernels want 4-D/5-D data: view plain [N, C] and [N, C, W] as [N, C, W, 1].
+  memory::desc data_md = x.md;
+  const bool view_4d = x.shape.size() < 4 && IsPlain(x.md);
+  if (view_4d) {
+    data_md = memory::desc({x.shape[0], c, x.shape.size() == 3 ? x.shape[2] : 1, 1}, kF32,
+                           memory::format_tag::abcd);
+  }
   dnnl::batch_normalization_forward::desc d(
-      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, x.md,
+      training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference, data_md,
       eps, f);
   dnnl::batch_normalization_forward::primitive_desc pd(d, eng);
   PlanValue& y = ctx.DefineOutput(0, DType::kF32, x.shape, &x.md);
-  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, x.Memory(eng)},
-                                          {DNNL_ARG_DST, y.Memory(eng)},
-                                          {DNNL_ARG_SCALE, memory(c_md, eng, p[0])},
-                                          {DNNL_ARG_SHIFT, memory(c_md, eng, p[1])}};
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, view_4d ? memory(data_md, eng, x.buffer.data()) : x.Memory(eng)},
+      {DNNL_ARG_DST, view_4d ? memory(data_md, eng, y.buffer.data()) : y.Memory(eng)},
+      {DNNL_ARG_SCALE, memory(c_md, eng, p[0])},
+      {DNNL_ARG_SHIFT, memory(c_md, eng, p[1])}};
   std::vector<Tensor> keep;
   std::vector<std::function<void()>> post;
   if (!training) {
     args[DNNL_ARG_MEAN] = memory(c_md, eng, p[2]);
     args[DNNL_ARG_VARIANCE] = memory(c_md, eng, p[3]);
   } else {
-    Tensor batch_mean = Tensor::Zeros(DType::kF32, {c}), batch_var = Tensor::Zeros(DType::kF32, {c});
+    Tensor batch_mean = Tensor::Zeros(DType::kF32, {c}),
+           batch_var = Tensor::Zeros(DType::kF32, {c});
     args[DNNL_ARG_MEAN] = memory(c_md, eng, batch_mean.data());
     args[DNNL_ARG_VARIANCE] = memory(c_md, eng, batch_var.data());
     if (pd.workspace_desc().get_size() > 0) {
@@ -141,11 +152,12 @@ absl::Status ValidateInstanceNorm(const Node& n, int64_t) {
   return absl::OkStatus();
 }
 
-// InstanceNormalization is batch normalization with batch statistics of a [1, N*C, spatial]
+// InstanceNormalization is batch normalization with batch statistics of a [1, N*C, spatial, 1]
 // view; scale and B are tiled N times.
 absl::StatusOr<std::unique_ptr<OpKernel>> BuildInstanceNorm(BuildContext& ctx) {
   PlanValue& x = ctx.input(0);
-  if (x.dtype != DType::kF32) return ctx.Unsupported(absl::StrCat("input type ", DTypeName(x.dtype)));
+  if (x.dtype != DType::kF32)
+    return ctx.Unsupported(absl::StrCat("input type ", DTypeName(x.dtype)));
   if (x.shape.size() < 3) return ctx.Invalid("input must have rank >= 3");
   const int64_t n = x.shape[0], c = x.shape[1];
   const int64_t spatial = NumElements(x.shape) / std::max<int64_t>(n * c, 1);
@@ -161,22 +173,22 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildInstanceNorm(BuildContext& ctx) {
     shift = *b;
   }
   const dnnl::engine& eng = ctx.engine();
-  const memory::desc view({1, n * c, spatial}, kF32, memory::format_tag::abc);
+  const memory::desc view({1, n * c, spatial, 1}, kF32, memory::format_tag::abcd);
   const memory::desc nc_md({n * c}, kF32, memory::format_tag::a);
   dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_training, view,
                                             ctx.node().GetFloat("epsilon", 1e-5f),
                                             flags::use_scale | flags::use_shift);
   dnnl::batch_normalization_forward::primitive_desc pd(d, eng);
   PlanValue& y = ctx.DefineOutput(0, DType::kF32, x.shape);
-  Tensor tiled_scale = Tensor::Zeros(DType::kF32, {n * c}), tiled_shift = Tensor::Zeros(DType::kF32, {n * c});
+  Tensor tiled_scale = Tensor::Zeros(DType::kF32, {n * c}),
+         tiled_shift = Tensor::Zeros(DType::kF32, {n * c});
   Tensor mean = Tensor::Zeros(DType::kF32, {n * c}), var = Tensor::Zeros(DType::kF32, {n * c});
-  std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, memory(view, eng, x.buffer.data())},
-      {DNNL_ARG_DST, memory(view, eng, y.buffer.data())},
-      {DNNL_ARG_SCALE, memory(nc_md, eng, tiled_scale.data())},
-      {DNNL_ARG_SHIFT, memory(nc_md, eng, tiled_shift.data())},
-      {DNNL_ARG_MEAN, memory(nc_md, eng, mean.data())},
-      {DNNL_ARG_VARIANCE, memory(nc_md, eng, var.data())}};
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, memory(view, eng, x.buffer.data())},
+                                          {DNNL_ARG_DST, memory(view, eng, y.buffer.data())},
+                                          {DNNL_ARG_SCALE, memory(nc_md, eng, tiled_scale.data())},
+                                          {DNNL_ARG_SHIFT, memory(nc_md, eng, tiled_shift.data())},
+                                          {DNNL_ARG_MEAN, memory(nc_md, eng, mean.data())},
+                                          {DNNL_ARG_VARIANCE, memory(nc_md, eng, var.data())}};
   auto kernel = std::make_unique<NormKernel>(dnnl::batch_normalization_forward(pd), std::move(args),
                                              ImplName(pd));
   float* ts = tiled_scale.data_as<float>();
@@ -210,7 +222,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildLrn(BuildContext& ctx) {
   const float alpha = node.GetFloat("alpha", 1e-4f), beta = node.GetFloat("beta", 0.75f),
               bias = node.GetFloat("bias", 1.0f);
   PlanValue& x0 = ctx.input_any_layout(0);
-  if (x0.dtype != DType::kF32) return ctx.Unsupported(absl::StrCat("input type ", DTypeName(x0.dtype)));
+  if (x0.dtype != DType::kF32)
+    return ctx.Unsupported(absl::StrCat("input type ", DTypeName(x0.dtype)));
   if (x0.shape.size() < 2) return ctx.Invalid("input must have rank >= 2");
   if (size < 1) return ctx.Invalid("size must be >= 1");
   if (size % 2 == 1 && x0.shape.size() <= 5) {

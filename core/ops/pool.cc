@@ -110,8 +110,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildPool(BuildContext& ctx) {
   PlanValue& x = ctx.input_any_layout(0);
   const int rank = static_cast<int>(x.shape.size());
   if (rank < 3 || rank > 5) {
-    return ctx.Unsupported(absl::StrCat("input ", ShapeToString(x.shape),
-                                        ": only 1 to 3 spatial dimensions"));
+    return ctx.Unsupported(
+        absl::StrCat("input ", ShapeToString(x.shape), ": only 1 to 3 spatial dimensions"));
   }
   const bool int8 = x.dtype == DType::kU8 || x.dtype == DType::kS8;
   if (x.dtype != DType::kF32 && !(is_max && int8)) {
@@ -183,12 +183,13 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildPool(BuildContext& ctx) {
         "ref:pool"));
   }
 
-  memory::dims strides(g.strides.begin(), g.strides.end()), kernel(g.kernel.begin(), g.kernel.end()),
-      dil, pl(g.pad_begin.begin(), g.pad_begin.end()), pr(g.pad_end.begin(), g.pad_end.end());
+  memory::dims strides(g.strides.begin(), g.strides.end()),
+      kernel(g.kernel.begin(), g.kernel.end()), dil, pl(g.pad_begin.begin(), g.pad_begin.end()),
+      pr(g.pad_end.begin(), g.pad_end.end());
   for (int64_t d : g.dilations) dil.push_back(d - 1);
-  const alg a = is_max ? alg::pooling_max
-                       : (include_pad ? alg::pooling_avg_include_padding
-                                      : alg::pooling_avg_exclude_padding);
+  const alg a =
+      is_max ? alg::pooling_max
+             : (include_pad ? alg::pooling_avg_include_padding : alg::pooling_avg_exclude_padding);
   memory::desc dst_any(ToDims(out_shape), ToDnnl(x.dtype), memory::format_tag::any);
   const dnnl::engine& eng = ctx.engine();
   dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, a, x.md, dst_any, strides,
