@@ -403,8 +403,7 @@ std::vector<size_t> ExecutionPlan::ParameterInputs(const Graph& graph) {
       {"ReduceSum", {1}},    {"ReduceMean", {1}},     {"ReduceMax", {1}},
       {"ReduceMin", {1}},    {"ReduceProd", {1}},     {"ReduceL1", {1}},
       {"ReduceL2", {1}},     {"ReduceSumSquare", {1}}, {"ReduceLogSum", {1}},
-      {"ReduceLogSumExp", {1}}, {"TopK", {1}},        {"OneHot", {1}},
-      {"Dropout", {1, 2}}};
+      {"ReduceLogSumExp", {1}}, {"TopK", {1}},        {"OneHot", {1}}};
   std::vector<size_t> out;
   for (size_t i = 0; i < graph.inputs.size(); ++i) {
     const std::string& name = graph.inputs[i].name;
