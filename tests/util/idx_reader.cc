@@ -59,10 +59,10 @@ absl::StatusOr<std::vector<int64_t>> OpenIdx(const std::string& path, int rank, 
   unsigned char magic[4];
   if (auto s = ReadExactly(file->get(), path, magic, 4, "the IDX magic"); !s.ok()) return s;
   if (magic[0] != 0 || magic[1] != 0 || magic[2] != kIdxUnsignedByte || magic[3] != rank) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": not an unsigned-byte IDX file of rank ", rank, " (magic bytes ",
-        static_cast<int>(magic[0]), " ", static_cast<int>(magic[1]), " ",
-        static_cast<int>(magic[2]), " ", static_cast<int>(magic[3]), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not an unsigned-byte IDX file of rank ", rank, " (magic bytes ",
+                     static_cast<int>(magic[0]), " ", static_cast<int>(magic[1]), " ",
+                     static_cast<int>(magic[2]), " ", static_cast<int>(magic[3]), ")"));
   }
   std::vector<int64_t> dims(rank);
   for (int i = 0; i < rank; ++i) {
@@ -122,8 +122,8 @@ absl::StatusOr<IdxImages> ReadIdxImages(const std::string& path, int64_t max_ima
   out.rows = (*dims)[1];
   out.cols = (*dims)[2];
   if (out.rows == 0 || out.cols == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": images of size ", out.rows, "x",
-                                                   out.cols));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": images of size ", out.rows, "x", out.cols));
   }
   const bool partial = max_images >= 0 && max_images < out.count;
   if (partial) out.count = max_images;

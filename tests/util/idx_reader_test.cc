@@ -33,8 +33,9 @@ struct Npy {
 bool ReadNpy(const std::string& path, Npy* out, std::string* error) {
   std::ifstream f(path, std::ios::binary);
   if (!f) {
-    *error = path + " missing: run through ctest (fixture fashion_npy) or run "
-                    "tests/fixtures/fashion_mnist.py --write-npy " OCTET_FASHION_NPY_DIR;
+    *error = path +
+             " missing: run through ctest (fixture fashion_npy) or run "
+             "tests/fixtures/fashion_mnist.py --write-npy " OCTET_FASHION_NPY_DIR;
     return false;
   }
   std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -49,7 +50,8 @@ bool ReadNpy(const std::string& path, Npy* out, std::string* error) {
     offset = 10;
   } else {
     header_len = 0;
-    for (int i = 3; i >= 0; --i) header_len = header_len << 8 | static_cast<unsigned char>(bytes[8 + i]);
+    for (int i = 3; i >= 0; --i)
+      header_len = header_len << 8 | static_cast<unsigned char>(bytes[8 + i]);
     offset = 12;
   }
   const std::string header(bytes.data() + offset, header_len);
@@ -159,8 +161,7 @@ TEST_F(FashionMnistTest, PixelsMatchHandDecodedBytes) {
   gzFile f = gzopen(FashionMnistPath(false, true).c_str(), "rb");
   ASSERT_NE(f, nullptr);
   std::vector<unsigned char> raw(16 + 10000 * 784);
-  ASSERT_EQ(gzread(f, raw.data(), static_cast<unsigned>(raw.size())),
-            static_cast<int>(raw.size()));
+  ASSERT_EQ(gzread(f, raw.data(), static_cast<unsigned>(raw.size())), static_cast<int>(raw.size()));
   gzclose(f);
   // Header: magic 0x00000803, then 10000, 28, 28 big-endian.
   EXPECT_EQ(raw[2], 0x08);
@@ -246,14 +247,15 @@ void WriteFile(const std::string& path, const std::vector<unsigned char>& bytes,
     ASSERT_EQ(gzclose(f), Z_OK);
   } else {
     std::ofstream(path, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
   }
 }
 
 // An IDX image file with 2 images of 2x3 pixels.
 std::vector<unsigned char> TinyImages() {
-  return {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 51, 102, 153, 204, 255,
-          255, 0, 0, 0, 0, 1};
+  return {0, 0, 8, 3,  0,   0,   0,   2,   0,   0, 0, 2, 0, 0,
+          0, 3, 0, 51, 102, 153, 204, 255, 255, 0, 0, 0, 0, 1};
 }
 
 TEST(IdxReaderTest, ReadsPlainAndGzipTinyFiles) {
@@ -265,9 +267,8 @@ TEST(IdxReaderTest, ReadsPlainAndGzipTinyFiles) {
     EXPECT_EQ(images->count, 2);
     EXPECT_EQ(images->rows, 2);
     EXPECT_EQ(images->cols, 3);
-    EXPECT_EQ(images->pixels,
-              (std::vector<float>{0.0f, 0.2f, 0.4f, 0.6f, 0.8f, 1.0f, 1.0f, 0, 0, 0, 0,
-                                  1.0f / 255.0f}));
+    EXPECT_EQ(images->pixels, (std::vector<float>{0.0f, 0.2f, 0.4f, 0.6f, 0.8f, 1.0f, 1.0f, 0, 0, 0,
+                                                  0, 1.0f / 255.0f}));
   }
 }
 
