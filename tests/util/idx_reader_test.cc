@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/npy.h"
 #include "gtest/gtest.h"
 
 namespace octet {
@@ -23,58 +26,16 @@ namespace {
 #error "OCTET_FASHION_NPY_DIR must be defined by the build"
 #endif
 
-// Minimal .npy v1/v2 reader for the cross-check (little-endian, C order only).
-struct Npy {
-  std::string descr;
-  std::vector<int64_t> shape;
-  std::vector<char> data;
-};
-
-bool ReadNpy(const std::string& path, Npy* out, std::string* error) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    *error = path +
-             " missing: run through ctest (fixture fashion_npy) or run "
-             "tests/fixtures/fashion_mnist.py --write-npy " OCTET_FASHION_NPY_DIR;
-    return false;
+// Reads a fixture array; a missing file means the fashion_npy fixture did not run.
+absl::StatusOr<Tensor> ReadFixture(const std::string& path) {
+  auto t = ReadNpy(path);
+  if (!t.ok() && !std::ifstream(path)) {
+    return absl::NotFoundError(
+        path +
+        " missing: run through ctest (fixture fashion_npy) or run "
+        "tests/fixtures/fashion_mnist.py --write-npy " OCTET_FASHION_NPY_DIR);
   }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (bytes.size() < 12 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) {
-    *error = path + ": not a .npy file";
-    return false;
-  }
-  const int major = static_cast<unsigned char>(bytes[6]);
-  size_t header_len, offset;
-  if (major == 1) {
-    header_len = static_cast<unsigned char>(bytes[8]) | static_cast<unsigned char>(bytes[9]) << 8;
-    offset = 10;
-  } else {
-    header_len = 0;
-    for (int i = 3; i >= 0; --i)
-      header_len = header_len << 8 | static_cast<unsigned char>(bytes[8 + i]);
-    offset = 12;
-  }
-  const std::string header(bytes.data() + offset, header_len);
-  const auto d = header.find("'descr': '");
-  const auto s = header.find("'shape': (");
-  if (d == std::string::npos || s == std::string::npos ||
-      header.find("'fortran_order': False") == std::string::npos) {
-    *error = path + ": unexpected header " + header;
-    return false;
-  }
-  out->descr = header.substr(d + 10, header.find('\'', d + 10) - (d + 10));
-  out->shape.clear();
-  const std::string dims = header.substr(s + 10, header.find(')', s) - (s + 10));
-  size_t pos = 0;
-  while (pos < dims.size()) {
-    size_t used = 0;
-    if (dims.find_first_of("0123456789", pos) == std::string::npos) break;
-    out->shape.push_back(std::stoll(dims.substr(pos), &used));
-    pos += used;
-    pos = dims.find_first_not_of(", ", pos);
-  }
-  out->data.assign(bytes.begin() + offset + header_len, bytes.end());
-  return true;
+  return t;
 }
 
 class FashionMnistTest : public ::testing::Test {
@@ -178,38 +139,38 @@ TEST_F(FashionMnistTest, PixelsMatchHandDecodedBytes) {
   EXPECT_EQ(test_images_->pixels[10 * 28 + 15] * 255.0f, 53.0f);
 }
 
-void ExpectFloatsEqual(const Npy& npy, const float* expected, size_t n, const std::string& what) {
-  ASSERT_EQ(npy.descr, "<f4") << what;
-  ASSERT_EQ(npy.data.size(), n * sizeof(float)) << what;
-  const float* got = reinterpret_cast<const float*>(npy.data.data());
+// Bit-exact: both sides compute float(byte) / 255.0f with a correctly rounded division.
+void ExpectSameFloats(const Tensor& npy, const Tensor& expected, const std::string& what) {
+  ASSERT_EQ(npy.dtype(), DType::kF32) << what;
+  ASSERT_EQ(npy.shape(), expected.shape()) << what;
   size_t mismatches = 0;
-  for (size_t i = 0; i < n; ++i) mismatches += got[i] != expected[i];
+  for (int64_t i = 0; i < npy.num_elements(); ++i) {
+    mismatches += npy.data_as<float>()[i] != expected.data_as<float>()[i];
+  }
   EXPECT_EQ(mismatches, 0u) << what;
 }
 
 TEST_F(FashionMnistTest, MatchesNumpyFixtureArrays) {
   const std::string dir = OCTET_FASHION_NPY_DIR;
-  std::string error;
   for (const std::string model : {"fashion_cnn", "fashion_mlp"}) {
     const bool cnn = model == "fashion_cnn";
-    Npy images, labels, calib;
-    ASSERT_TRUE(ReadNpy(dir + "/" + model + "/test_images.npy", &images, &error)) << error;
-    ASSERT_TRUE(ReadNpy(dir + "/" + model + "/test_labels.npy", &labels, &error)) << error;
-    ASSERT_TRUE(ReadNpy(dir + "/" + model + "/calib_500.npy", &calib, &error)) << error;
+    auto images = ReadFixture(dir + "/" + model + "/test_images.npy");
+    auto labels = ReadFixture(dir + "/" + model + "/test_labels.npy");
+    auto calib = ReadFixture(dir + "/" + model + "/calib_500.npy");
+    ASSERT_TRUE(images.ok()) << images.status();
+    ASSERT_TRUE(labels.ok()) << labels.status();
+    ASSERT_TRUE(calib.ok()) << calib.status();
 
-    Tensor t = cnn ? test_images_->ToNchw(0, 10000) : test_images_->ToFlat(0, 10000);
-    EXPECT_EQ(images.shape, t.shape()) << model;
-    ExpectFloatsEqual(images, t.data_as<float>(), 10000 * 784, model + " test images");
+    ExpectSameFloats(*images, cnn ? test_images_->ToNchw(0, 10000) : test_images_->ToFlat(0, 10000),
+                     model + " test images");
+    ExpectSameFloats(*calib, cnn ? train_images_->ToNchw(0, 500) : train_images_->ToFlat(0, 500),
+                     model + " calibration images");
 
-    Tensor c = cnn ? train_images_->ToNchw(0, 500) : train_images_->ToFlat(0, 500);
-    EXPECT_EQ(calib.shape, c.shape()) << model;
-    ExpectFloatsEqual(calib, c.data_as<float>(), 500 * 784, model + " calibration images");
-
-    ASSERT_EQ(labels.descr, "<i8");
-    ASSERT_EQ(labels.shape, std::vector<int64_t>{10000});
-    ASSERT_EQ(labels.data.size(), 10000 * sizeof(int64_t));
-    const int64_t* l = reinterpret_cast<const int64_t*>(labels.data.data());
-    for (int i = 0; i < 10000; ++i) ASSERT_EQ(l[i], (*test_labels_)[i]) << "label " << i;
+    ASSERT_EQ(labels->dtype(), DType::kS64);
+    ASSERT_EQ(labels->shape(), Shape{10000});
+    for (int i = 0; i < 10000; ++i) {
+      ASSERT_EQ(labels->data_as<int64_t>()[i], (*test_labels_)[i]) << "label " << i;
+    }
   }
 }
 
