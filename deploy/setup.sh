@@ -17,6 +17,7 @@ PACKAGES=(
 if [ "$BUILD_ONLY" -eq 0 ]; then PACKAGES+=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata dataset-fashion-mnist
+  zlib1g-dev  # tests/util/idx_reader (gzip'd Fashion-MNIST)
   # fixtures (model training / export) and peers
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
   prometheus curl ca-certificates unzip
