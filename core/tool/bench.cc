@@ -67,14 +67,18 @@ absl::StatusOr<std::vector<Shape>> ResolveShapes(const Model& model, int64_t bat
                        ") has a symbolic dimension after the batch; give its shape with --shape ",
                        spec.name, "=", absl::StrJoin(dims, "x")));
     }
-    if (batch_given && !shape.empty() && spec.dims[0] >= 0 && spec.dims[0] != batch) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name,
-                                                     "' has a fixed batch "
-                                                     "dimension of ",
-                                                     spec.dims[0], "; --batch ", batch,
-                                                     " cannot apply"));
-    }
     shapes.push_back(shape);
+  }
+  // --batch needs somewhere to go: at least one input with a symbolic first dimension.
+  bool has_batch = false;
+  for (const TensorSpec& spec : model.inputs()) {
+    has_batch |= !spec.dims.empty() && spec.dims[0] < 0 && given.count(spec.name) == 0;
+  }
+  if (batch_given && !has_batch && batch != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no input has a symbolic batch dimension (",
+                     model.inputs().empty() ? "no inputs" : SpecToString(model.inputs()[0]),
+                     "); --batch ", batch, " cannot apply"));
   }
   return shapes;
 }

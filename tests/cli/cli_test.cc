@@ -329,7 +329,7 @@ TEST_F(CliTest, BenchNeedsShapesForSymbolicDimensions) {
   ExpectOneLineError(Cli({"bench", "--model", model_, "--shape", "x=2x5"}),
                      "input 'x' expects f32[N,4], got f32[2,5]");
   ExpectOneLineError(Cli({"bench", "--model", fixed_model_, "--batch", "8"}),
-                     "fixed batch dimension of 1");
+                     "no input has a symbolic batch dimension (x f32[1,4]); --batch 8");
 }
 
 }  // namespace
