@@ -304,7 +304,11 @@ TensorProto TensorToProto(const Tensor& tensor, const std::string& name) {
   proto.set_name(name);
   proto.set_data_type(OnnxFromDType(tensor.dtype()));
   for (int64_t d : tensor.shape()) proto.add_dims(d);
-  proto.set_raw_data(static_cast<const char*>(tensor.data()), tensor.byte_size());
+  if (tensor.byte_size() > 0) {
+    proto.set_raw_data(static_cast<const char*>(tensor.data()), tensor.byte_size());
+  } else {
+    proto.set_raw_data("");  // present but empty: an empty tensor, not a missing one
+  }
   return proto;
 }
 
