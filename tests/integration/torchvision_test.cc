@@ -2,6 +2,7 @@
 // tests/fixtures/export_torchvision.py) run through the engine at batch 1 and 8 and must match
 // PyTorch's outputs to rtol 1e-3.
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -35,21 +36,22 @@ TEST_P(TorchvisionTest, MatchesPyTorchAtBatch1And8) {
     ASSERT_TRUE(out.ok()) << out.status();
     const Tensor& got = (*out)[0];
     ASSERT_EQ(got.shape(), expected->shape());
-    // rtol 1e-3 relative to the logits' scale: logits near zero are compared against the
-    // largest magnitude in the row, as float accumulation order differs between libraries.
-    double max_abs = 0;
-    for (int64_t i = 0; i < expected->num_elements(); ++i) {
-      max_abs = std::max(max_abs, std::fabs(expected->GetAsDouble(i)));
-    }
+    // numpy.allclose(rtol=1e-3, atol=1e-4). The atol matters only for logits near zero: over 50
+    // layers float accumulation order (oneDNN vs PyTorch) moves them by ~2e-5, about 1e-5 of the
+    // logits' range (|logit| up to ~2 for these random-weight networks).
+    constexpr double kRtol = 1e-3, kAtol = 1e-4;
     int bad = 0;
+    double worst = 0;
     for (int64_t i = 0; i < got.num_elements(); ++i) {
       double e = expected->GetAsDouble(i), g = got.GetAsDouble(i);
-      if (std::fabs(g - e) > 1e-3 * std::max(std::fabs(e), 1e-2 * max_abs)) {
+      worst = std::max(worst, std::fabs(g - e));
+      if (!(std::fabs(g - e) <= kRtol * std::fabs(e) + kAtol)) {
         if (++bad <= 5) ADD_FAILURE() << GetParam() << " b" << batch << " [" << i << "] " << g
                                       << " vs " << e;
       }
     }
     EXPECT_EQ(bad, 0) << GetParam() << " batch " << batch;
+    std::printf("%s batch %d: max |octet - pytorch| = %.3g\n", GetParam().c_str(), batch, worst);
   }
 }
 
