@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/passes_qdq.h"
 
 namespace octet {
 namespace {
@@ -304,6 +305,7 @@ absl::Status FusePostOps(Graph& g) {
 absl::Status OptimizeGraph(Graph& g) {
   if (auto s = RemoveIdentities(g); !s.ok()) return s;
   if (auto s = FoldBatchNorm(g); !s.ok()) return s;
+  if (auto s = FuseQdq(g); !s.ok()) return s;
   if (auto s = FusePostOps(g); !s.ok()) return s;
   return g.TopologicalSort();
 }
