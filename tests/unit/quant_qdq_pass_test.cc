@@ -221,15 +221,25 @@ TEST_P(QdqPassTest, Int8LayersFlowWithoutDequantizeAndMatchReference) {
   ASSERT_TRUE(y.ok()) << y.status();
   const Tensor& got = (*y)[0];
   ASSERT_EQ(got.num_elements(), static_cast<int64_t>(out.size()));
-  int exact = 0;
+  int exact = 0, within_one = 0;
+  double total = 0;
   for (size_t i = 0; i < out.size(); ++i) {
     const float d = std::fabs(got.data_as<float>()[i] - out[i]);
     // Fusion skips the intermediate rounding of conv2's output (residual variant): 2 steps.
     ASSERT_LE(d, 2.01f * q3.scale) << "element " << i << " got " << got.data_as<float>()[i]
                                    << " want " << out[i] << "\n" << plan_text;
     exact += d < 1e-6f;
+    within_one += d <= 1.01f * q3.scale;
+    total += d;
   }
-  EXPECT_GT(exact, static_cast<int>(out.size()) * 8 / 10);
+  const int n = static_cast<int>(out.size());
+  // Each skipped intermediate rounding moves a few elements by one more step.
+  EXPECT_GE(within_one, n * 95 / 100);
+  EXPECT_LE(total / n, 0.4 * q3.scale);
+  // Without skipped intermediate roundings the int8 plan computes the QDQ graph's formula.
+  if (!v.residual && !v.relu_own_qdq) {
+    EXPECT_GE(exact, n * 9 / 10);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, QdqPassTest,
