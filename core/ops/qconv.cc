@@ -188,7 +188,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQLinearConv(BuildContext& ctx) {
   if (y_dtype != DType::kF32 && y_dtype != DType::kU8 && y_dtype != DType::kS8) {
     return ctx.Invalid("y zero point must be uint8 or int8");
   }
-  const Tensor* w_const = ctx.constant(kQW);
+  const std::optional<Tensor> w_view = ConstantInput(ctx, kQW);
+  const Tensor* w_const = w_view ? &*w_view : nullptr;
   if (w_const == nullptr) return BuildRefConv(ctx, *s, false, y_dtype, "runtime weights");
   Int8Layer layer;
   std::string why;

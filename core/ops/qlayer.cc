@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/dnnl_util.h"
+#include "core/ops/qref.h"
 #include "core/weight_cache.h"
 
 namespace octet {
@@ -26,9 +27,19 @@ class AttrReorderKernel : public OpKernel {
   Tensor storage_;
 };
 
-const Tensor* ConstantOrNull(BuildContext& ctx, int i) {
-  return ctx.has_input(i) ? ctx.constant(i) : nullptr;
-}
+// Typed constant inputs of the node (kept alive while parameters are read).
+class Consts {
+ public:
+  explicit Consts(BuildContext& ctx) {
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) values_.push_back(ConstantInput(ctx, i));
+  }
+  const Tensor* get(size_t i) const {
+    return i < values_.size() && values_[i] ? &*values_[i] : nullptr;
+  }
+
+ private:
+  std::vector<std::optional<Tensor>> values_;
+};
 
 }  // namespace
 
@@ -53,13 +64,14 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
       return false;
     }
   }
+  const Consts c(ctx);
   // x: per tensor, u8 (s8 is shifted by +128 with its zero point).
   const PlanValue& xv = ctx.input_any_layout(kQX);
-  if (ctx.constant(kQXs)->num_elements() > 1) {
+  if (c.get(kQXs)->num_elements() > 1) {
     *why_not = "x is quantized per row or channel";
     return false;
   }
-  auto xq = ReadQuantParams(label + ": x", *ctx.constant(kQXs), ConstantOrNull(ctx, kQXzp),
+  auto xq = ReadQuantParams(label + ": x", *c.get(kQXs), c.get(kQXzp),
                             xv.dtype, 1, xv.shape);
   if (!xq.ok()) return xq.status();
   if (xq->dtype != xv.dtype) {
@@ -80,7 +92,7 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
     out->x.zero_points[0] += 128;
   }
   // w: symmetric s8 per output channel.
-  auto wq = ReadQuantParams(label + ": w", *ctx.constant(kQWs), ConstantOrNull(ctx, kQWzp),
+  auto wq = ReadQuantParams(label + ": w", *c.get(kQWs), c.get(kQWzp),
                             w_oc_major.dtype(), 0, w_oc_major.shape());
   if (!wq.ok()) return wq.status();
   if (wq->dtype != w_oc_major.dtype()) {
@@ -97,7 +109,7 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
   if (!CpuHasInt8Vnni()) out->reduced_7bit = ReduceTo7Bits(&out->w_s8, &out->w_scales);
   // y.
   if (ctx.has_input(kQYs)) {
-    auto yq = ReadQuantParams(label + ": y", *ctx.constant(kQYs), ConstantOrNull(ctx, kQYzp),
+    auto yq = ReadQuantParams(label + ": y", *c.get(kQYs), c.get(kQYzp),
                               DType::kU8, -1, {});
     if (!yq.ok()) return yq.status();
     if (!yq->per_tensor()) return ctx.Unsupported("y must be quantized per tensor");
@@ -114,7 +126,7 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
   //   int32 bias b (scale x_scale * w_scale_orig[oc]): b * w_scale_orig[oc] / w_scale[oc]
   //   float bias b (real):                              b / (x_scale * w_scale[oc])
   if (ctx.has_input(kQBias)) {
-    const Tensor& b = *ctx.constant(kQBias);
+    const Tensor& b = *c.get(kQBias);
     if (b.num_elements() != out_channels || (b.dtype() != DType::kS32 && b.dtype() != DType::kF32)) {
       return ctx.Invalid(absl::StrCat("bias must be int32 (or float for octet ops) with ",
                                       out_channels, " elements, got ", DTypeName(b.dtype()),
@@ -139,8 +151,8 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
       if (out->y_dtype != DType::kF32) return ctx.Unsupported("float residual into an int8 output");
     } else {
       if (!ctx.has_input(kQRs)) return ctx.Invalid("quantized residual without a scale");
-      auto rq = ReadQuantParams(label + ": residual", *ctx.constant(kQRs),
-                                ConstantOrNull(ctx, kQRzp), r.dtype, -1, {});
+      auto rq = ReadQuantParams(label + ": residual", *c.get(kQRs),
+                                c.get(kQRzp), r.dtype, -1, {});
       if (!rq.ok()) return rq.status();
       if (rq->dtype != r.dtype) return ctx.Invalid("residual zero point type differs from its data");
       if (out->y_dtype == DType::kF32) return ctx.Unsupported("int8 residual into a float output");

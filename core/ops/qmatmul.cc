@@ -213,7 +213,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQLinearMatMul(BuildContext& ctx) 
   if (y_dtype != DType::kF32 && y_dtype != DType::kU8 && y_dtype != DType::kS8) {
     return ctx.Invalid("y zero point must be uint8 or int8");
   }
-  const Tensor* b_const = ctx.constant(kQW);
+  const std::optional<Tensor> b_view = ConstantInput(ctx, kQW);
+  const Tensor* b_const = b_view ? &*b_view : nullptr;
   if (b_const == nullptr || b_const->rank() != 2) {
     return BuildRef(ctx, *s, false, trans_b, y_dtype,
                     b_const == nullptr ? "runtime weights" : "batched weights");
@@ -280,7 +281,7 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQLinearMatMul(BuildContext& ctx) 
     // The residual (plain, same shape) is copied into dst; the sum post-op reads it back.
     const void* src = residual->buffer.data();
     void* dst = y.buffer.data();
-    const size_t bytes = residual->buffer.byte_size();
+    const size_t bytes = NumElements(residual->shape) * DTypeSize(residual->dtype);
     kernel->Add(std::make_unique<LambdaKernel>(
         [src, dst, bytes]() {
           std::memcpy(dst, src, bytes);

@@ -20,12 +20,13 @@ using dnnl::memory;
 // Constant per-tensor parameters from inputs (scale_i, zp_i) of the current node.
 absl::StatusOr<QuantParams> ConstParams(BuildContext& ctx, size_t scale_i, size_t zp_i,
                                         DType data_type, const char* what) {
-  const Tensor* s = ctx.has_input(scale_i) ? ctx.constant(scale_i) : nullptr;
-  const Tensor* z = ctx.has_input(zp_i) ? ctx.constant(zp_i) : nullptr;
-  if (s == nullptr || (ctx.has_input(zp_i) && z == nullptr)) {
+  const std::optional<Tensor> s = ConstantInput(ctx, scale_i);
+  const std::optional<Tensor> z = ConstantInput(ctx, zp_i);
+  if (!s || (ctx.has_input(zp_i) && !z)) {
     return ctx.Unsupported(absl::StrCat(what, " quantization parameters must be constants"));
   }
-  auto p = ReadQuantParams(absl::StrCat(ctx.node().Label(), ": ", what), *s, z, data_type, -1, {});
+  auto p = ReadQuantParams(absl::StrCat(ctx.node().Label(), ": ", what), *s, z ? &*z : nullptr,
+                           data_type, -1, {});
   if (!p.ok()) return p.status();
   if (!p->per_tensor()) return ctx.Unsupported(absl::StrCat(what, " must be quantized per tensor"));
   if (p->dtype != DType::kU8 && p->dtype != DType::kS8) {

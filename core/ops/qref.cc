@@ -84,8 +84,8 @@ void SubtractZeroPoint(const void* q, DType dtype, int64_t count,
 }
 
 RefQLayerKernel::RefQLayerKernel(Spec spec) : spec_(std::move(spec)) {
-  xi_.resize(spec_.x.value->buffer.num_elements());
-  wi_.resize(spec_.w.value->buffer.num_elements());
+  xi_.resize(NumElements(spec_.x.value->shape));
+  wi_.resize(NumElements(spec_.w.value->shape));
   acc_.resize(NumElements(spec_.y->shape));
 }
 
@@ -114,7 +114,7 @@ absl::StatusOr<QuantParams> RefQLayerKernel::ReadUnchecked(const QOperand& op,
     p.scales = {1.0f};
     p.zero_points = {0};
     if (op.zero_point != nullptr) {
-      const Tensor& z = op.zero_point->buffer;
+      const Tensor z = View(*op.zero_point);
       if (z.rank() > 1 || z.num_elements() < 1) {
         return absl::InvalidArgumentError(absl::StrCat(label, " zero point must be a scalar or 1-D"));
       }
@@ -141,8 +141,10 @@ absl::StatusOr<QuantParams> RefQLayerKernel::ReadUnchecked(const QOperand& op,
     }
     return p;
   }
-  auto p = ReadQuantParams(label, op.scale->buffer,
-                           op.zero_point ? &op.zero_point->buffer : nullptr, DType::kU8, op.axis,
+  const Tensor scale = View(*op.scale);
+  const std::optional<Tensor> zp =
+      op.zero_point ? std::optional<Tensor>(View(*op.zero_point)) : std::nullopt;
+  auto p = ReadQuantParams(label, scale, zp ? &*zp : nullptr, DType::kU8, op.axis,
                            op.value->shape);
   if (!p.ok()) return p.status();
   if (op.zero_point != nullptr && p->dtype != op.value->dtype) {
@@ -172,8 +174,10 @@ absl::Status RefQLayerKernel::Run(dnnl::stream&) {
   int32_t y_zp = 0;
   const DType y_type = spec_.y->dtype;
   if (spec_.y_scale != nullptr) {
-    auto yq = ReadQuantParams(absl::StrCat(spec_.label, ": y"), spec_.y_scale->buffer,
-                              spec_.y_zero_point ? &spec_.y_zero_point->buffer : nullptr,
+    const Tensor ys = View(*spec_.y_scale);
+    const std::optional<Tensor> yz =
+        spec_.y_zero_point ? std::optional<Tensor>(View(*spec_.y_zero_point)) : std::nullopt;
+    auto yq = ReadQuantParams(absl::StrCat(spec_.label, ": y"), ys, yz ? &*yz : nullptr,
                               DType::kU8, -1, spec_.y->shape);
     if (!yq.ok()) return yq.status();
     if (!yq->per_tensor()) {
@@ -196,7 +200,9 @@ absl::Status RefQLayerKernel::Run(dnnl::stream&) {
       ri = rbuf.data();
     }
   }
-  const Tensor* bias = spec_.bias ? &spec_.bias->buffer : nullptr;
+  const std::optional<Tensor> bias_view =
+      spec_.bias ? std::optional<Tensor>(View(*spec_.bias)) : std::nullopt;
+  const Tensor* bias = bias_view ? &*bias_view : nullptr;
   const int64_t count = static_cast<int64_t>(acc_.size());
   const float lo = static_cast<float>(QMin(y_type)), hi = static_cast<float>(QMax(y_type));
   for (int64_t i = 0; i < count; ++i) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,18 @@
 #include "core/quant/qparams.h"
 
 namespace octet {
+
+// A typed view of a plain plan value. (PlanValue::buffer may be raw bytes when the producer
+// declared a layout, so its own dtype/shape are not the value's.)
+inline Tensor View(const PlanValue& v) {
+  return Tensor::Borrow(v.dtype, v.shape, const_cast<void*>(v.buffer.data()));
+}
+
+// Constant input i of the current node as a typed tensor (empty optional if not constant).
+inline std::optional<Tensor> ConstantInput(BuildContext& ctx, size_t i) {
+  if (!ctx.has_input(i) || ctx.constant(i) == nullptr) return std::nullopt;
+  return View(ctx.input(i));
+}
 
 // Which of `count` channels element i of a row-major tensor belongs to: (i / inner) % count.
 struct ChannelMap {

@@ -39,8 +39,9 @@ class QdqParams {
     shape_ = ctx.input_any_layout(0).shape;
   }
   absl::StatusOr<QuantParams> Read() const {
-    auto p = ReadQuantParams(label_, scale_->buffer, zp_ ? &zp_->buffer : nullptr, default_dtype_,
-                             axis_, shape_);
+    const Tensor scale = View(*scale_);
+    const std::optional<Tensor> zp = zp_ ? std::optional<Tensor>(View(*zp_)) : std::nullopt;
+    auto p = ReadQuantParams(label_, scale, zp ? &*zp : nullptr, default_dtype_, axis_, shape_);
     if (!p.ok()) return p.status();
     if (p->dtype == DType::kS32 && default_dtype_ == DType::kU8) {
       return absl::UnimplementedError(label_ + ": quantizing to int32 is not supported");
