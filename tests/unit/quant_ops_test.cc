@@ -160,7 +160,13 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{DType::kU8, DType::kS8, 1, 2, 0, false, false, 63},
                       ConvCase{DType::kS8, DType::kU8, 2, 1, 1, true, true, 63},
                       ConvCase{DType::kS8, DType::kS8, 4, 2, 1, true, false, 50},
-                      ConvCase{DType::kU8, DType::kU8, 8, 1, 1, true, true, 63}));
+                      ConvCase{DType::kU8, DType::kU8, 8, 1, 1, true, true, 63}),
+    [](const ::testing::TestParamInfo<ConvCase>& i) {
+      const ConvCase& c = i.param;
+      return std::string(DTypeName(c.x_type)) + "_" + DTypeName(c.y_type) + "_g" +
+             std::to_string(c.groups) + "_s" + std::to_string(c.stride) + "_p" +
+             std::to_string(c.pad) + (c.per_channel ? "_perchannel" : "") + (c.bias ? "_bias" : "");
+    });
 
 // Full-range weights: exact with VNNI; without it (ONEDNN_MAX_CPU_ISA=AVX2 run of this test) the
 // weights are requantized to 7 bits, which costs a little accuracy but never saturates.

@@ -246,7 +246,12 @@ INSTANTIATE_TEST_SUITE_P(Variants, QdqPassTest,
                          ::testing::Values(Variant{DType::kU8, false, false},
                                            Variant{DType::kU8, false, true},
                                            Variant{DType::kS8, true, false},
-                                           Variant{DType::kS8, true, true}));
+                                           Variant{DType::kS8, true, true}),
+                         [](const ::testing::TestParamInfo<Variant>& i) {
+                           return std::string(i.param.act == DType::kU8 ? "U8" : "S8") +
+                                  (i.param.relu_own_qdq ? "ReluQdq" : "") +
+                                  (i.param.residual ? "Residual" : "");
+                         });
 
 }  // namespace
 }  // namespace octet
