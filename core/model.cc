@@ -14,6 +14,7 @@
 #include "core/onnx_importer.h"
 #include "core/op_kernel.h"
 #include "core/passes.h"
+#include "core/passes_qdq.h"
 #include "core/plan.h"
 #include "core/weight_cache.h"
 
@@ -135,12 +136,14 @@ int64_t Model::fp32_weight_bytes() const {
 
 std::string Model::Describe() const {
   std::string s;
+  const std::vector<std::string> precisions = NodePrecisions(*graph_);
   for (const Node& node : graph_->nodes) {
     std::vector<std::string> ins;
     for (const std::string& in : node.inputs) {
       if (!in.empty() && graph_->FindInitializer(in) == nullptr) ins.push_back(in);
     }
-    absl::StrAppend(&s, node.op_type, " '", node.name, "' (", absl::StrJoin(ins, ", "), ") -> (",
+    absl::StrAppend(&s, node.domain.empty() ? "" : node.domain + ":", node.op_type, " '", node.name,
+                    "' [", precisions[&node - graph_->nodes.data()], "] (", absl::StrJoin(ins, ", "), ") -> (",
                     absl::StrJoin(node.outputs, ", "), ")");
     for (const PostOp& p : node.post_ops) {
       static const char* kNames[] = {"relu",        "leaky_relu",  "clip", "sigmoid",

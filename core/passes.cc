@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/passes_gelu.h"
+#include "core/passes_qdq.h"
 
 namespace octet {
 namespace {
@@ -306,6 +307,7 @@ absl::Status OptimizeGraph(Graph& g) {
   if (auto s = RemoveIdentities(g); !s.ok()) return s;
   if (auto s = FuseGelu(g); !s.ok()) return s;
   if (auto s = FoldBatchNorm(g); !s.ok()) return s;
+  if (auto s = FuseQdq(g); !s.ok()) return s;
   if (auto s = FusePostOps(g); !s.ok()) return s;
   return g.TopologicalSort();
 }

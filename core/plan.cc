@@ -90,8 +90,14 @@ absl::StatusOr<PlanValue*> PlanBuilder::Convert(PlanValue* src, const dnnl::memo
   dst->dtype = src->dtype;
   dst->shape = src->shape;
   dst->md = md;
-  dst->buffer = src->is_constant ? Tensor::Zeros(DType::kU8, {static_cast<int64_t>(md.get_size())})
-                                 : Allocate(md.get_size(), dst->dtype, dst->shape, false);
+  // Plain copies are typed views (kernels read them as dtype/shape); blocked ones are raw bytes.
+  const bool plain = IsPlain(md);
+  if (src->is_constant) {
+    dst->buffer = plain ? Tensor::Zeros(dst->dtype, dst->shape)
+                        : Tensor::Zeros(DType::kU8, {static_cast<int64_t>(md.get_size())});
+  } else {
+    dst->buffer = Allocate(md.get_size(), dst->dtype, dst->shape, plain);
+  }
   if (!src->is_constant) copies_[src->name].push_back(dst);
   dnnl::reorder::primitive_desc pd(engine(), src->md, engine(), md);
   auto kernel = std::make_unique<PrimitiveKernel>(
