@@ -43,6 +43,10 @@ absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(const Options& options,
     return absl::InvalidArgumentError(
         absl::StrCat("num_batch_threads must be >= 1, got ", options.num_batch_threads));
   }
+  if (options.max_tasks_per_batch < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tasks_per_batch must be >= 0, got ", options.max_tasks_per_batch));
+  }
   if (!callback) return absl::InvalidArgumentError("the batch callback is empty");
   return std::unique_ptr<Batcher>(new Batcher(options, std::move(callback)));
 }
@@ -150,7 +154,11 @@ void Batcher::FormBatchLocked(absl::Time now, Batch* batch) {
   std::vector<bool> taken(queue_.size(), false);
   size_t prefix = 0;  // length of the run of taken tasks at the front
   bool key_closed = false;
-  for (size_t i = 0; i < queue_.size() && batch->rows < max; ++i) {
+  const size_t max_tasks = options_.max_tasks_per_batch > 0
+                               ? static_cast<size_t>(options_.max_tasks_per_batch)
+                               : queue_.size();
+  for (size_t i = 0; i < queue_.size() && batch->rows < max && batch->tasks.size() < max_tasks;
+       ++i) {
     const BatchTask& t = queue_[i];
     if (key_closed || t.request->batch_key() != key) continue;
     if (batch->rows + t.rows > max) {

@@ -96,6 +96,8 @@ class Batcher {
     // Most rows (not requests) queued and not yet executing. Rows, because a 100-row request costs
     // 100 times a 1-row one. A request that does not fit is refused UNAVAILABLE. >= max_batch_size.
     int64_t max_queue_size = 1024;
+    // Most pieces in one batch; 1 turns batching off (each piece runs alone). 0 = no limit.
+    int64_t max_tasks_per_batch = 0;
     // Threads that form batches and run the callback; thread i is "worker i". >= 1.
     int num_batch_threads = 1;
     // Time source; nullptr = RealClock(). Not owned; must outlive the batcher.
