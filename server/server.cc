@@ -10,7 +10,6 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
-#include "grpc/health/v1/health.pb.h"
 #include "prometheus/exposer.h"
 #include "server/cpu_budget.h"
 #include "server/log.h"
@@ -112,8 +111,6 @@ absl::StatusOr<std::unique_ptr<OctetServer>> OctetServer::Start(const Options& o
       s->repository_.get(), s->metrics_.get(), s->gate_.get());
   s->model_service_ = std::make_unique<ModelServiceImpl>(s->repository_.get(), s->gate_.get());
 
-  // Link the health descriptors in so that reflection can describe grpc.health.v1.Health.
-  grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
