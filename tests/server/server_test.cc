@@ -292,7 +292,7 @@ TEST_F(ServerTest, ReflectionListsAndDescribesTheServices) {
 
 TEST_F(ServerTest, MetricsEndpointExposesEveryMetric) {
   AddModel("m", "", 1);
-  StartServer();
+  StartServer(1 << 20, /*metrics_endpoint=*/true);
   PredictResponse response;
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Predict(MakeRequest("m", 2, float(i)), &response).ok());
   const std::string body = testing::HttpGet(server_->metrics_port(), "/metrics");

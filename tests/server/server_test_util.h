@@ -66,12 +66,14 @@ class ServerFixture : public ::testing::Test {
                   const std::string& content = "features: 3") {
     WriteFile(root_ / name / std::to_string(version) / "model.onnx", content);
   }
-  void StartServer(int max_message_bytes = 1 << 20) {
+  // The /metrics HTTP endpoint costs ~2 s at shutdown (civetweb), so only tests that read it
+  // over HTTP start it; the others read Metrics::Scrape().
+  void StartServer(int max_message_bytes = 1 << 20, bool metrics_endpoint = false) {
     OctetServer::Options options;
     options.model_repository = root_.string();
     options.host = "127.0.0.1";
     options.grpc_port = 0;
-    options.metrics_port = 0;
+    options.metrics_port = metrics_endpoint ? 0 : -1;
     options.poll_interval = absl::Hours(1);  // tests poll by hand
     options.max_message_bytes = max_message_bytes;
     options.cpu_budget = 2;
