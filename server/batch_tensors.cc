@@ -41,10 +41,9 @@ absl::StatusOr<Tensor> ConcatRows(absl::Span<const RowSlice> slices) {
     if (s.tensor == nullptr) return absl::InvalidArgumentError("null tensor in slice");
     if (absl::Status st = CheckRange(*s.tensor, s.row_begin, s.rows); !st.ok()) return st;
     if (!SameRowShape(first, *s.tensor)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot concatenate ", DTypeName(s.tensor->dtype()),
-                       ShapeToString(s.tensor->shape()), " with ", DTypeName(first.dtype()),
-                       ShapeToString(first.shape())));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot concatenate ", DTypeName(s.tensor->dtype()), ShapeToString(s.tensor->shape()),
+          " with ", DTypeName(first.dtype()), ShapeToString(first.shape())));
     }
     total_rows += s.rows;
   }
@@ -69,9 +68,9 @@ absl::StatusOr<Tensor> ConcatRows(absl::Span<const RowSlice> slices) {
 absl::Status CopyRows(const Tensor& src, int64_t src_row, int64_t rows, Tensor& dst,
                       int64_t dst_row) {
   if (!SameRowShape(src, dst)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "row shape mismatch: ", DTypeName(src.dtype()), ShapeToString(src.shape()), " vs ",
-        DTypeName(dst.dtype()), ShapeToString(dst.shape())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("row shape mismatch: ", DTypeName(src.dtype()), ShapeToString(src.shape()),
+                     " vs ", DTypeName(dst.dtype()), ShapeToString(dst.shape())));
   }
   if (absl::Status st = CheckRange(src, src_row, rows); !st.ok()) return st;
   if (absl::Status st = CheckRange(dst, dst_row, rows); !st.ok()) return st;

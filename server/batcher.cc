@@ -31,13 +31,13 @@ absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(const Options& options,
         absl::StrCat("max_batch_size must be >= 1, got ", options.max_batch_size));
   }
   if (options.max_queue_delay_micros < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("max_queue_delay_micros must be >= 0, got ",
-                                                   options.max_queue_delay_micros));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queue_delay_micros must be >= 0, got ", options.max_queue_delay_micros));
   }
   if (options.max_queue_size < options.max_batch_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_queue_size (", options.max_queue_size,
-                     " rows) must be >= max_batch_size (", options.max_batch_size, " rows)"));
+    return absl::InvalidArgumentError(absl::StrCat("max_queue_size (", options.max_queue_size,
+                                                   " rows) must be >= max_batch_size (",
+                                                   options.max_batch_size, " rows)"));
   }
   if (options.num_batch_threads < 1) {
     return absl::InvalidArgumentError(

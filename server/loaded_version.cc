@@ -95,8 +95,7 @@ absl::StatusOr<std::unique_ptr<LoadedVersion>> LoadedVersion::Create(
   // One plan per batch size that can occur, so batching does not thrash the plan cache.
   pool_options.max_cached_plans =
       static_cast<int>(std::min<int64_t>(batcher_options.max_batch_size, 64) + 2);
-  absl::StatusOr<std::unique_ptr<WorkerPool>> pool =
-      WorkerPool::Create(pool_options, v->servable_);
+  absl::StatusOr<std::unique_ptr<WorkerPool>> pool = WorkerPool::Create(pool_options, v->servable_);
   if (!pool.ok()) return pool.status();
   v->pool_ = std::move(pool).value();
   if (absl::Status st = v->pool_->WarmUp(1); !st.ok()) return st;
@@ -175,9 +174,9 @@ absl::Status LoadedVersion::ExecuteBatch(int worker, const Batch& batch) {
     } else {
       for (const Tensor& out : *outputs) {
         if (out.rank() < 1 || out.dim(0) != batch.rows) {
-          status = absl::InternalError(
-              absl::StrCat("model output ", ShapeToString(out.shape()), " does not have the ",
-                           batch.rows, " rows of its batch"));
+          status = absl::InternalError(absl::StrCat("model output ", ShapeToString(out.shape()),
+                                                    " does not have the ", batch.rows,
+                                                    " rows of its batch"));
           break;
         }
       }

@@ -18,8 +18,8 @@ namespace {
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   // 50 us .. 10 s: the per-request overhead target is tens of microseconds.
   static const auto* const buckets = new prometheus::Histogram::BucketBoundaries{
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-      0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
   return *buckets;
 }
 
@@ -91,8 +91,8 @@ std::string StatusCodeName(absl::StatusCode code) { return absl::StatusCodeToStr
 double CostPerMillionInferences(double cpu_seconds, double memory_gib, double hours_loaded,
                                 double inferences, const CostRates& rates) {
   if (inferences <= 0) return 0;
-  const double cost = cpu_seconds / 3600.0 * rates.per_core_hour +
-                      memory_gib * hours_loaded * rates.per_gib_hour;
+  const double cost =
+      cpu_seconds / 3600.0 * rates.per_core_hour + memory_gib * hours_loaded * rates.per_gib_hour;
   return cost / inferences * 1e6;
 }
 

@@ -83,9 +83,9 @@ std::vector<int64_t> SelectVersions(const config::VersionPolicy& policy,
     return out;
   }
   const size_t n = policy.has_latest() ? static_cast<size_t>(policy.latest().num_versions()) : 1;
-  return std::vector<int64_t>(candidates.end() - static_cast<std::ptrdiff_t>(
-                                                     std::min(n, candidates.size())),
-                              candidates.end());
+  return std::vector<int64_t>(
+      candidates.end() - static_cast<std::ptrdiff_t>(std::min(n, candidates.size())),
+      candidates.end());
 }
 
 }  // namespace
@@ -305,16 +305,15 @@ void ModelRepository::PollModel(const std::string& name) {
 }
 
 bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
-                                  const config::ModelConfig& config,
-                                  const std::string& config_text, const std::string& stamp) {
+                                  const config::ModelConfig& config, const std::string& config_text,
+                                  const std::string& stamp) {
   const std::string version_dir = absl::StrCat(canonical_root_, "/", name, "/", version);
   SetStatus(name, version, ModelVersionStatus::LOADING);
   LogInfo(absl::StrCat("loading model ", name, " version ", version));
   const absl::Time start = absl::Now();
   std::shared_ptr<VersionMetrics> metrics = options_.metrics->ForVersion(name, version);
   absl::StatusOr<std::unique_ptr<LoadedVersion>> loaded = [&]() -> decltype(loaded) {
-    absl::StatusOr<std::shared_ptr<const Servable>> servable =
-        options_.loader(version_dir, config);
+    absl::StatusOr<std::shared_ptr<const Servable>> servable = options_.loader(version_dir, config);
     if (!servable.ok()) return servable.status();
     LoadedVersion::Options options;
     options.model = name;
@@ -334,16 +333,15 @@ bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
       state.failed_stamp[version] = stamp;
       // A version that is still serving (with an older config) keeps its AVAILABLE status.
       if (!state.serving.count(version)) {
-        state.status[version] =
-            VersionStatus{version, ModelVersionStatus::END, loaded.status()};
+        state.status[version] = VersionStatus{version, ModelVersionStatus::END, loaded.status()};
       }
     }
     return false;
   }
   std::shared_ptr<LoadedVersion> published = std::move(loaded).value();
   if (!published->thread_adjustment().empty()) {
-    LogWarning(absl::StrCat("model ", name, " version ", version, ": ",
-                            published->thread_adjustment()));
+    LogWarning(
+        absl::StrCat("model ", name, " version ", version, ": ", published->thread_adjustment()));
   }
   std::shared_ptr<LoadedVersion> replaced;
   {
@@ -411,7 +409,8 @@ absl::StatusOr<std::shared_ptr<LoadedVersion>> ModelRepository::Get(
   }
   absl::ReaderMutexLock lock(&mu_);
   auto it = models_.find(std::string(model));
-  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
+  if (it == models_.end())
+    return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
   const ModelState& state = it->second;
   if (!version) {
     if (state.serving.empty()) {
@@ -423,9 +422,8 @@ absl::StatusOr<std::shared_ptr<LoadedVersion>> ModelRepository::Get(
   auto serving = state.serving.find(*version);
   if (serving != state.serving.end()) return serving->second;
   auto status = state.status.find(*version);
-  if (status != state.status.end() &&
-      (status->second.state == ModelVersionStatus::LOADING ||
-       status->second.state == ModelVersionStatus::START)) {
+  if (status != state.status.end() && (status->second.state == ModelVersionStatus::LOADING ||
+                                       status->second.state == ModelVersionStatus::START)) {
     return absl::UnavailableError(
         absl::StrCat("model '", model, "' version ", *version, " is still loading"));
   }
@@ -440,7 +438,8 @@ absl::StatusOr<std::vector<VersionStatus>> ModelRepository::GetStatus(
   }
   absl::ReaderMutexLock lock(&mu_);
   auto it = models_.find(std::string(model));
-  if (it == models_.end()) return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
+  if (it == models_.end())
+    return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
   std::vector<VersionStatus> out;
   for (const auto& [v, status] : it->second.status) {
     if (!version || *version == v) out.push_back(status);

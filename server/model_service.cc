@@ -7,8 +7,7 @@
 namespace octet::server {
 
 grpc::ServerUnaryReactor* ModelServiceImpl::GetModelStatus(
-    grpc::CallbackServerContext* context,
-    const tensorflow::serving::GetModelStatusRequest* request,
+    grpc::CallbackServerContext* context, const tensorflow::serving::GetModelStatusRequest* request,
     tensorflow::serving::GetModelStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = gate_->Enter(context);

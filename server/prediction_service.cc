@@ -184,9 +184,8 @@ grpc::ServerUnaryReactor* PredictionServiceImpl::GetModelMetadata(
   }
   for (const std::string& field : request->metadata_field()) {
     if (status.ok() && field != "signature_def") {
-      status = absl::InvalidArgumentError(
-          absl::StrCat("metadata_field ", QuoteName(field),
-                       " is not supported; only \"signature_def\" is"));
+      status = absl::InvalidArgumentError(absl::StrCat(
+          "metadata_field ", QuoteName(field), " is not supported; only \"signature_def\" is"));
     }
   }
   if (status.ok()) {

@@ -11,8 +11,7 @@
 
 namespace octet::server {
 
-class PredictionServiceImpl final
-    : public tensorflow::serving::PredictionService::CallbackService {
+class PredictionServiceImpl final : public tensorflow::serving::PredictionService::CallbackService {
  public:
   // Not owned; all must outlive the service.
   PredictionServiceImpl(ModelRepository* repository, Metrics* metrics, RequestGate* gate)

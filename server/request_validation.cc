@@ -30,10 +30,10 @@ absl::Status CheckShape(const Tensor& t, const TensorSpec& spec) {
   }
   for (int d = 0; d < t.rank(); ++d) {
     if (spec.dims[d] >= 0 && spec.dims[d] != t.dim(d)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          prefix, "dimension ", d, " is ", t.dim(d), " but the model expects ", spec.dims[d],
-          " (got shape ", ShapeToString(t.shape()), ", model shape ", ShapeToString(spec.dims),
-          ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, "dimension ", d, " is ", t.dim(d), " but the model expects ",
+                       spec.dims[d], " (got shape ", ShapeToString(t.shape()), ", model shape ",
+                       ShapeToString(spec.dims), ")"));
     }
   }
   return absl::OkStatus();
@@ -44,9 +44,9 @@ absl::Status CheckFinite(const Tensor& t, const std::string& name) {
   const float* v = t.data_as<float>();
   for (int64_t i = 0; i < t.num_elements(); ++i) {
     if (!std::isfinite(v[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input ", QuoteName(name), ": element ", i, " is ", std::isnan(v[i]) ? "NaN" : "infinite",
-          " and the model's nan_policy is NAN_REJECT"));
+      return absl::InvalidArgumentError(absl::StrCat("input ", QuoteName(name), ": element ", i,
+                                                     " is ", std::isnan(v[i]) ? "NaN" : "infinite",
+                                                     " and the model's nan_policy is NAN_REJECT"));
     }
   }
   return absl::OkStatus();
@@ -71,9 +71,8 @@ absl::StatusOr<ValidatedRequest> ValidatePredictRequest(
     const bool known = std::any_of(inputs.begin(), inputs.end(),
                                    [&name](const TensorSpec& s) { return s.name == name; });
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown input ", QuoteName(name),
-                                                     "; the model's inputs are ",
-                                                     SpecNames(inputs)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown input ", QuoteName(name), "; the model's inputs are ", SpecNames(inputs)));
     }
   }
 
@@ -82,14 +81,13 @@ absl::StatusOr<ValidatedRequest> ValidatePredictRequest(
   for (const TensorSpec& spec : inputs) {
     auto it = request.inputs().find(spec.name);
     if (it == request.inputs().end()) {
-      return absl::InvalidArgumentError(absl::StrCat("missing input ", QuoteName(spec.name),
-                                                     " (", SpecString(spec), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("missing input ", QuoteName(spec.name), " (", SpecString(spec), ")"));
     }
     if (it->second.dtype() != ToDataType(spec.dtype)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input ", QuoteName(spec.name), ": dtype ",
-                       DataTypeName(it->second.dtype()), " does not match the model's ",
-                       DataTypeName(ToDataType(spec.dtype))));
+          absl::StrCat("input ", QuoteName(spec.name), ": dtype ", DataTypeName(it->second.dtype()),
+                       " does not match the model's ", DataTypeName(ToDataType(spec.dtype))));
     }
     absl::StatusOr<Tensor> tensor = TensorFromProto(it->second, spec.name);
     if (!tensor.ok()) return tensor.status();
@@ -104,9 +102,9 @@ absl::StatusOr<ValidatedRequest> ValidatePredictRequest(
         out.rows = rows;
         batch_from = &spec.name;
       } else if (rows != out.rows) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "input ", QuoteName(spec.name), ": batch size ", rows, " differs from input ",
-            QuoteName(*batch_from), "'s ", out.rows));
+        return absl::InvalidArgumentError(
+            absl::StrCat("input ", QuoteName(spec.name), ": batch size ", rows,
+                         " differs from input ", QuoteName(*batch_from), "'s ", out.rows));
       }
       if (rows > limits.max_request_rows) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -115,7 +113,8 @@ absl::StatusOr<ValidatedRequest> ValidatePredictRequest(
       }
       // Dimensions the model leaves open besides the batch decide what can be batched together.
       for (size_t d = 1; d < spec.dims.size(); ++d) {
-        if (spec.dims[d] < 0) absl::StrAppend(&out.batch_key, spec.name, ":", d, "=", tensor->dim(d), ";");
+        if (spec.dims[d] < 0)
+          absl::StrAppend(&out.batch_key, spec.name, ":", d, "=", tensor->dim(d), ";");
       }
     }
     if (limits.nan_policy == config::NAN_REJECT) {

@@ -33,9 +33,9 @@ struct ValidationLimits {
 };
 
 struct ValidatedRequest {
-  std::vector<Tensor> inputs;     // in model input order
-  int64_t rows = 1;               // common first dimension (1 when not batchable)
-  std::string batch_key;          // requests batch together only with equal keys
+  std::vector<Tensor> inputs;       // in model input order
+  int64_t rows = 1;                 // common first dimension (1 when not batchable)
+  std::string batch_key;            // requests batch together only with equal keys
   std::vector<int> output_indices;  // model outputs to return, in response order
 };
 

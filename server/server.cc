@@ -49,9 +49,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
   if (!key.ok()) return key.status();
   // With a CA, client certificates are verified when presented and required by the services
   // themselves (RequestGate), so health probes without a certificate still get through.
-  grpc::SslServerCredentialsOptions ssl(
-      options.tls_ca_file.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                  : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions ssl(options.tls_ca_file.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   if (!options.tls_ca_file.empty()) {
     absl::StatusOr<std::string> ca = ReadPem(options.tls_ca_file);
     if (!ca.ok()) return ca.status();
@@ -128,11 +128,10 @@ absl::StatusOr<std::unique_ptr<OctetServer>> OctetServer::Start(const Options& o
   s->UpdateHealth();  // NOT_SERVING until the first poll has loaded every model
   s->repository_->Poll();
   s->repository_->StartPolling(options.poll_interval);
-  LogInfo(absl::StrCat("serving gRPC on ", options.host, ":", s->grpc_port_,
-                       options.tls_cert_file.empty() ? "" : " (TLS)",
-                       s->metrics_port_ >= 0
-                           ? absl::StrCat(", metrics on :", s->metrics_port_, "/metrics")
-                           : ""));
+  LogInfo(absl::StrCat(
+      "serving gRPC on ", options.host, ":", s->grpc_port_,
+      options.tls_cert_file.empty() ? "" : " (TLS)",
+      s->metrics_port_ >= 0 ? absl::StrCat(", metrics on :", s->metrics_port_, "/metrics") : ""));
   return s;
 }
 
@@ -140,8 +139,8 @@ void OctetServer::UpdateHealth() {
   if (server_ == nullptr) return;
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   if (health == nullptr) return;
-  const bool serving = !gate_->draining() && repository_ != nullptr &&
-                       repository_->AllModelsReady();
+  const bool serving =
+      !gate_->draining() && repository_ != nullptr && repository_->AllModelsReady();
   health->SetServingStatus("", serving);
   for (const char* name : kHealthServiceNames) health->SetServingStatus(name, serving);
 }
@@ -157,7 +156,8 @@ bool OctetServer::Drain(absl::Duration grace) {
   }
   const bool idle = gate_->WaitIdle(deadline);
   if (!idle) {
-    LogWarning(absl::StrCat(gate_->in_flight(), " requests still in flight after the grace period"));
+    LogWarning(
+        absl::StrCat(gate_->in_flight(), " requests still in flight after the grace period"));
   }
   // Requests admitted are answered; stop the listener (and cancel whatever is left).
   server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now() + absl::Milliseconds(100))));

@@ -46,8 +46,8 @@ const char* TypedFieldFor(DType dtype) {
 }
 
 template <typename Out, typename In>
-absl::Status CopyInts(const In& values, Tensor& out, absl::string_view name, int64_t lo,
-                      int64_t hi, DataType dtype) {
+absl::Status CopyInts(const In& values, Tensor& out, absl::string_view name, int64_t lo, int64_t hi,
+                      DataType dtype) {
   Out* dst = out.data_as<Out>();
   for (int i = 0; i < values.size(); ++i) {
     const int64_t v = values.Get(i);
@@ -167,8 +167,8 @@ absl::StatusOr<Tensor> TensorFromProto(const TensorProto& proto, absl::string_vi
     const uint64_t needed = static_cast<uint64_t>(elements) * element_size;
     if (content.size() != needed) {
       return absl::InvalidArgumentError(absl::StrCat(
-          prefix, "tensor_content has ", content.size(), " bytes but shape ",
-          ShapeToString(shape), " of ", DataTypeName(proto.dtype()), " needs ", needed));
+          prefix, "tensor_content has ", content.size(), " bytes but shape ", ShapeToString(shape),
+          " of ", DataTypeName(proto.dtype()), " needs ", needed));
     }
     if (*dtype == DType::kBool) {
       for (size_t i = 0; i < content.size(); ++i) {
@@ -208,8 +208,7 @@ absl::StatusOr<Tensor> TensorFromProto(const TensorProto& proto, absl::string_vi
       }
       break;
     case DType::kS8:
-      if (absl::Status st =
-              CopyInts<int8_t>(proto.int_val(), out, name, -128, 127, proto.dtype());
+      if (absl::Status st = CopyInts<int8_t>(proto.int_val(), out, name, -128, 127, proto.dtype());
           !st.ok()) {
         return st;
       }

@@ -23,17 +23,16 @@ absl::StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Create(
   }
   if (options.cpu_budget > 0 &&
       options.num_workers * options.threads_per_worker > options.cpu_budget) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        options.num_workers, " workers x ", options.threads_per_worker,
-        " threads oversubscribe the CPU budget of ", options.cpu_budget, " CPUs"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.num_workers, " workers x ", options.threads_per_worker,
+                     " threads oversubscribe the CPU budget of ", options.cpu_budget, " CPUs"));
   }
   std::unique_ptr<WorkerPool> pool(new WorkerPool(options, std::move(servable)));
   RunnerOptions runner_options;
   runner_options.num_threads = options.threads_per_worker;
   runner_options.max_cached_plans = options.max_cached_plans;
   for (int i = 0; i < options.num_workers; ++i) {
-    absl::StatusOr<std::unique_ptr<Runner>> runner =
-        pool->servable_->CreateRunner(runner_options);
+    absl::StatusOr<std::unique_ptr<Runner>> runner = pool->servable_->CreateRunner(runner_options);
     if (!runner.ok()) {
       return absl::Status(runner.status().code(),
                           absl::StrCat("worker ", i, ": ", runner.status().message()));

@@ -235,9 +235,9 @@ TEST_F(BatcherTest, OversizeRequestIsSplitAndCompletesOnce) {
   for (const auto& b : recorder_.batches) {
     for (const auto& p : b) pieces.emplace_back(p.row_begin, p.rows);
   }
-  EXPECT_THAT(pieces, ElementsAre(std::pair<int64_t, int64_t>{0, 4},
-                                  std::pair<int64_t, int64_t>{4, 4},
-                                  std::pair<int64_t, int64_t>{8, 2}));
+  EXPECT_THAT(pieces,
+              ElementsAre(std::pair<int64_t, int64_t>{0, 4}, std::pair<int64_t, int64_t>{4, 4},
+                          std::pair<int64_t, int64_t>{8, 2}));
 }
 
 TEST_F(BatcherTest, BatchesNeverMixKeys) {
@@ -301,7 +301,8 @@ TEST_F(BatcherTest, QueueDepthObserverSeesEveryChange) {
 class TensorRequest : public TestRequest {
  public:
   explicit TensorRequest(Tensor input)
-      : TestRequest(input.dim(0)), input(std::move(input)),
+      : TestRequest(input.dim(0)),
+        input(std::move(input)),
         output(Tensor::Zeros(DType::kF32, this->input.shape())) {}
   Tensor input;
   Tensor output;

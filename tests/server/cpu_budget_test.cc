@@ -18,8 +18,8 @@ class CpuBudgetTest : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = fs::path(::testing::TempDir()) /
-            ("cpu_budget_" + std::string(
-                                 ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+            ("cpu_budget_" +
+             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(root_);
     fs::create_directories(root_ / "cgroup");
     sources_.proc_self_cgroup = (root_ / "proc_self_cgroup").string();

@@ -14,12 +14,12 @@ namespace octet::server {
 namespace {
 
 namespace fs = std::filesystem;
+using tensorflow::serving::ModelVersionStatus;
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::FakeLoader;
 using testing::FakeStats;
+using ::testing::HasSubstr;
 using testing::WriteFile;
-using tensorflow::serving::ModelVersionStatus;
 
 TEST(ModelNameTest, AcceptsPlainNames) {
   for (const char* name : {"fashion_cnn", "resnet-18", "m.v2", "A1"}) {
@@ -28,8 +28,8 @@ TEST(ModelNameTest, AcceptsPlainNames) {
 }
 
 TEST(ModelNameTest, RejectsNamesThatCouldEscape) {
-  for (const char* name : {"", ".", "..", "../etc", "a/b", "/abs", ".hidden", "a b", "a\\b",
-                           "x\n", "caf\xC3\xA9"}) {
+  for (const char* name :
+       {"", ".", "..", "../etc", "a/b", "/abs", ".hidden", "a b", "a\\b", "x\n", "caf\xC3\xA9"}) {
     EXPECT_FALSE(ValidateModelName(name).ok()) << name;
   }
   EXPECT_FALSE(ValidateModelName(std::string(129, 'a')).ok());
@@ -47,9 +47,9 @@ TEST(ModelNameTest, VersionDirectoryNames) {
 class ModelRepositoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = fs::path(::testing::TempDir()) /
-            ("repo_" + std::string(
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    base_ =
+        fs::path(::testing::TempDir()) /
+        ("repo_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(base_);
     root_ = base_ / "models";
     fs::create_directories(root_);
@@ -68,8 +68,8 @@ class ModelRepositoryTest : public ::testing::Test {
     ASSERT_TRUE(repo.ok()) << repo.status();
     repo_ = std::move(repo).value();
   }
-  void AddVersion(const std::string& model, int64_t version, const std::string& content =
-                                                                 "features: 3") {
+  void AddVersion(const std::string& model, int64_t version,
+                  const std::string& content = "features: 3") {
     WriteFile(root_ / model / std::to_string(version) / "model.onnx", content);
   }
   void SetConfig(const std::string& model, const std::string& text) {
@@ -100,8 +100,8 @@ class ModelRepositoryTest : public ::testing::Test {
     absl::Notification done;
     float y0 = -1;
     auto request = std::make_shared<InferenceRequest>(
-        std::vector<Tensor>{Tensor::FromFloats({1, 3}, {1, 2, 3})}, 1, absl::InfiniteFuture(),
-        "", [&](absl::Status status, InferenceRequest& r) {
+        std::vector<Tensor>{Tensor::FromFloats({1, 3}, {1, 2, 3})}, 1, absl::InfiniteFuture(), "",
+        [&](absl::Status status, InferenceRequest& r) {
           EXPECT_TRUE(status.ok()) << status;
           if (status.ok()) y0 = r.outputs()[0].data_as<float>()[0];
           done.Notify();
@@ -141,8 +141,7 @@ TEST_F(ModelRepositoryTest, ServesTheLatestVersionByDefault) {
   EXPECT_EQ(repo_->Get("../m", std::nullopt).status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(AvailableVersions("m"), ElementsAre(2));
   EXPECT_EQ(stats_.loads.load(), 1);
-  EXPECT_THAT(metrics_.Scrape(),
-              HasSubstr("octet_model_loaded{model=\"m\",version=\"2\"} 1"));
+  EXPECT_THAT(metrics_.Scrape(), HasSubstr("octet_model_loaded{model=\"m\",version=\"2\"} 1"));
 }
 
 TEST_F(ModelRepositoryTest, HotReloadSwitchesAndUnloadsTheOldVersion) {

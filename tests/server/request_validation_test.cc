@@ -13,10 +13,10 @@
 namespace octet::server {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using tensorflow::TensorProto;
 using tensorflow::serving::PredictRequest;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 std::vector<TensorSpec> Inputs() {
   return {TensorSpec{"image", DType::kF32, {-1, 2, 3}, {"batch", "", ""}},
@@ -169,13 +169,14 @@ TEST(RequestValidationTest, BatchSizesMustAgreeAndFitTheLimit) {
   EXPECT_TRUE(Validate(GoodRequest(4), limits).ok());
   EXPECT_THAT(Validate(GoodRequest(5), limits).message(),
               HasSubstr("input 'image': batch of 5 rows exceeds the limit of 4 rows per request"));
-  EXPECT_THAT(Validate(GoodRequest(0), limits).message(), HasSubstr("batch (dimension 0) is empty"));
+  EXPECT_THAT(Validate(GoodRequest(0), limits).message(),
+              HasSubstr("batch (dimension 0) is empty"));
 }
 
 TEST(RequestValidationTest, NanPolicy) {
   PredictRequest r = GoodRequest(1);
-  float* data = reinterpret_cast<float*>(
-      (*r.mutable_inputs())["image"].mutable_tensor_content()->data());
+  float* data =
+      reinterpret_cast<float*>((*r.mutable_inputs())["image"].mutable_tensor_content()->data());
   data[4] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_TRUE(Validate(r).ok());  // NAN_ALLOW passes it to the model
   ValidationLimits reject;
@@ -236,7 +237,8 @@ TEST(RequestValidationTest, HostileNamesAreClippedAndMessagesTruncated) {
 }
 
 TEST(TensorProtoUtilTest, RoundTripsEveryServedDtype) {
-  for (DType dtype : {DType::kF32, DType::kU8, DType::kS8, DType::kS32, DType::kS64, DType::kBool}) {
+  for (DType dtype :
+       {DType::kF32, DType::kU8, DType::kS8, DType::kS32, DType::kS64, DType::kBool}) {
     Tensor t = Tensor::Zeros(dtype, {2, 3});
     for (size_t i = 0; i < t.byte_size(); ++i) {
       static_cast<uint8_t*>(t.data())[i] =

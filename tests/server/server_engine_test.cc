@@ -21,7 +21,9 @@ namespace {
 constexpr int64_t kIn = 5;
 constexpr int64_t kOut = 4;
 
-float Weight(int64_t i, int64_t o) { return 0.1f * static_cast<float>((i * 7 + o * 3) % 11) - 0.5f; }
+float Weight(int64_t i, int64_t o) {
+  return 0.1f * static_cast<float>((i * 7 + o * 3) % 11) - 0.5f;
+}
 float Bias(int64_t o) { return 0.05f * static_cast<float>(o) - 0.1f; }
 
 // input "input" f32 [batch, kIn] -> Gemm(W, b) -> Relu -> "logits" [batch, kOut] (what

@@ -13,9 +13,9 @@
 namespace octet::server {
 namespace {
 
-using ::testing::HasSubstr;
 using tensorflow::serving::PredictRequest;
 using tensorflow::serving::PredictResponse;
+using ::testing::HasSubstr;
 
 class ServerLoadTest : public testing::ServerFixture {};
 
@@ -32,8 +32,8 @@ TEST_F(ServerLoadTest, ConcurrentClientsGetTheirOwnAnswersAndBatchesForm) {
         const int64_t rows = 1 + (c + i) % 5;
         const float seed = 1000.0f * c + 37.0f * i;
         PredictResponse response;
-        grpc::Status st = Predict(MakeRequest("m", rows, seed, /*typed=*/(c + i) % 2 == 0),
-                                  &response);
+        grpc::Status st =
+            Predict(MakeRequest("m", rows, seed, /*typed=*/(c + i) % 2 == 0), &response);
         if (!st.ok()) {
           failed.fetch_add(1);
         } else if (!IsExpectedAnswer(response, rows, seed, 1)) {

@@ -47,9 +47,9 @@ inline std::string HttpGet(int port, const std::string& path) {
 class ServerFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = std::filesystem::path(::testing::TempDir()) /
-            ("server_" +
-             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    root_ =
+        std::filesystem::path(::testing::TempDir()) /
+        ("server_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(root_);
     std::filesystem::create_directories(root_);
   }
@@ -119,8 +119,8 @@ class ServerFixture : public ::testing::Test {
     return out;
   }
   // True if `response` is the fake model's answer to MakeRequest(_, rows, seed) for `version`.
-  static bool IsExpectedAnswer(const tensorflow::serving::PredictResponse& response,
-                               int64_t rows, float seed, int64_t version) {
+  static bool IsExpectedAnswer(const tensorflow::serving::PredictResponse& response, int64_t rows,
+                               float seed, int64_t version) {
     auto y = response.outputs().find("y");
     auto sum = response.outputs().find("rowsum");
     if (y == response.outputs().end() || sum == response.outputs().end()) return false;
