@@ -67,12 +67,12 @@ const std::set<std::string> kPromisedOps = {"Conv",          "Gemm",
                                             "Identity",      "Dropout",
                                             "Constant"};
 
-// INT8 ops, promised by the quantization issue. Set kEnforceInt8Ops to true when they land; until
-// then their tests are attempted if they load but not required to.
+// INT8 ops, promised by the quantization work (landed: enforced). With kEnforceInt8Ops false their
+// tests would be attempted if they load but not required to.
 const std::set<std::string> kPromisedInt8Ops = {"QuantizeLinear", "DequantizeLinear",
                                                 "QLinearConv",    "QLinearMatMul",
                                                 "ConvInteger",    "MatMulInteger"};
-constexpr bool kEnforceInt8Ops = false;
+constexpr bool kEnforceInt8Ops = true;
 
 // Tests made only of promised ops that the engine may legitimately refuse, with the reason: at
 // load, or at run time with UNIMPLEMENTED naming the op when what is refused is an input's value.
