@@ -189,7 +189,7 @@ PlanValue& PlanBuilder::DefineOutput(size_t i, DType dtype, Shape shape,
   v->shape = std::move(shape);
   if (md != nullptr) {
     v->md = *md;
-    v->buffer = Allocate(md->get_size(), dtype, v->shape, false);
+    v->buffer = Allocate(md->get_size(), dtype, v->shape, IsPlain(*md));
   } else {
     if (IsDnnlType(dtype)) v->md = PlainDesc(dtype, v->shape);
     v->buffer = Allocate(NumElements(v->shape) * DTypeSize(dtype), dtype, v->shape, true);
