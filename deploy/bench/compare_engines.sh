@@ -16,7 +16,7 @@ echo "|---|---|---|---|---|---|---|---|"
 for model in "$@"; do
   for b in $BATCHES; do
     shape="input=${b}x3x224x224"
-    o=$(build/release/core/octet bench --model "$model" --batch "$b" --threads "$THREADS" \
+    o=$(build/release/core/octet bench --model "$model" --threads "$THREADS" \
           --seconds "$SECONDS_PER_RUN" --shape "$shape" 2>&1)
     o_ips=$(echo "$o" | grep -o -E '[0-9.]+ samples/s' | head -1 | cut -d' ' -f1)
     o_p50=$(echo "$o" | grep -o -E 'p50 [0-9.]+' | head -1 | cut -d' ' -f2)
