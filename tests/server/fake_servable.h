@@ -119,7 +119,8 @@ inline ServableLoader FakeLoader(FakeStats* stats) {
     std::ifstream in(dir + "/model.onnx");
     std::stringstream ss;
     ss << in.rdbuf();
-    absl::string_view text = absl::StripAsciiWhitespace(ss.str());
+    const std::string contents = ss.str();  // the view below must not outlive it
+    absl::string_view text = absl::StripAsciiWhitespace(contents);
     int64_t features = 0;
     if (!absl::ConsumePrefix(&text, "features: ") || !absl::SimpleAtoi(text, &features) ||
         features < 1) {
