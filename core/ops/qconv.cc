@@ -123,27 +123,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildRefConv(BuildContext& ctx, const 
   if (integer) {
     spec.x.zero_point = opt(2);
     spec.w.zero_point = opt(3);
-  } else {
-    spec.x.scale = &ctx.input(kQXs);
-    spec.x.zero_point = opt(kQXzp);
-    spec.w.scale = &ctx.input(kQWs);
-    spec.w.zero_point = opt(kQWzp);
-    spec.y_scale = opt(kQYs);
-    spec.y_zero_point = opt(kQYzp);
-    spec.bias = opt(kQBias);
-    if (spec.bias && (spec.bias->shape.size() != 1 || spec.bias->shape[0] != s.c_out)) {
-      return ctx.Invalid(absl::StrCat("bias must have shape [", s.c_out, "]"));
-    }
-    if (ctx.has_input(kQR)) {
-      spec.residual.value = &ctx.input(kQR);
-      spec.residual.scale = opt(kQRs);
-      spec.residual.zero_point = opt(kQRzp);
-      if (spec.residual.value->shape != s.out_shape) {
-        return ctx.Unsupported("fused residual shape differs from the output");
-      }
-    }
-    spec.post_ops = ctx.node().post_ops;
-    if (auto st = CheckInt8PostOps(ctx, spec.post_ops); !st.ok()) return st;
+  } else if (auto st = ReadQLinearParams(ctx, s.c_out, s.out_shape, &spec); !st.ok()) {
+    return st;
   }
   spec.y = &ctx.DefineOutput(0, y_dtype, s.out_shape);
   const IntConvGeometry g = RefGeometry(s, x_shape);

@@ -43,6 +43,31 @@ class Consts {
 
 }  // namespace
 
+absl::Status ReadQLinearParams(BuildContext& ctx, int64_t out_channels, const Shape& out_shape,
+                               RefQLayerKernel::Spec* spec) {
+  auto opt = [&](int i) -> const PlanValue* { return ctx.has_input(i) ? &ctx.input(i) : nullptr; };
+  spec->x.scale = &ctx.input(kQXs);
+  spec->x.zero_point = opt(kQXzp);
+  spec->w.scale = &ctx.input(kQWs);
+  spec->w.zero_point = opt(kQWzp);
+  spec->y_scale = opt(kQYs);
+  spec->y_zero_point = opt(kQYzp);
+  spec->bias = opt(kQBias);
+  if (spec->bias && (spec->bias->shape.size() != 1 || spec->bias->shape[0] != out_channels)) {
+    return ctx.Invalid(absl::StrCat("bias must have shape [", out_channels, "]"));
+  }
+  if (ctx.has_input(kQR)) {
+    spec->residual.value = &ctx.input(kQR);
+    spec->residual.scale = opt(kQRs);
+    spec->residual.zero_point = opt(kQRzp);
+    if (spec->residual.value->shape != out_shape) {
+      return ctx.Unsupported("fused residual shape differs from the output");
+    }
+  }
+  spec->post_ops = ctx.node().post_ops;
+  return CheckInt8PostOps(ctx, spec->post_ops);
+}
+
 absl::Status CheckInt8PostOps(const BuildContext& ctx, const std::vector<PostOp>& post_ops) {
   for (const PostOp& p : post_ops) {
     if (p.kind != PostOp::Kind::kRelu && p.kind != PostOp::Kind::kLeakyRelu &&

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/op_kernel.h"
+#include "core/ops/qref.h"
 #include "core/quant/qparams.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
@@ -53,6 +54,12 @@ dnnl::primitive_attr MakeInt8Attr(const Int8Layer& layer, int oc_mask);
 
 // Post-ops the int8 path (and the reference kernel) can apply; others are refused.
 absl::Status CheckInt8PostOps(const BuildContext& ctx, const std::vector<PostOp>& post_ops);
+
+// Reads the QLinearConv/QLinearMatMul-style parameters (x/w scales and zero points, y scale and
+// zero point, bias of `out_channels`, fused residual of `out_shape` with its scale and zero point,
+// post-ops) of the current node into `spec`. Refuses a bias or residual of the wrong shape.
+absl::Status ReadQLinearParams(BuildContext& ctx, int64_t out_channels, const Shape& out_shape,
+                               RefQLayerKernel::Spec* spec);
 
 // Weights (or bias) prepared once per model in `target_md` from a plain tensor described by
 // `user_md` (WeightCache: shared by every plan and context). `tag` distinguishes variants.
