@@ -63,13 +63,26 @@ class RangeEstimator {
   int64_t non_finite_count() const { return non_finite_; }
 
  private:
+  friend class RangeEstimatorPeer;  // tests read the histogram
   explicit RangeEstimator(const RangeEstimatorOptions& options) : options_(options) {}
+
+  // Lays the first histogram out over [lo, hi] (lo <= 0 <= hi, lo < hi).
+  void CreateHistogram(double lo, double hi);
+  // Merges bins k at a time (k = 2, 4, ...) until [lo, hi] fits; every old bin lies inside
+  // exactly one new bin, so counts stay exact.
+  void Widen(double lo, double hi);
+  int64_t BinIndex(float v) const;
+
   RangeEstimatorOptions options_;
   int64_t non_finite_ = 0;
-  int64_t count_ = 0;
+  int64_t count_ = 0;  // finite values seen
+  int64_t zeros_ = 0;  // values exactly 0 (exactly representable: no rounding error)
   float min_ = 0, max_ = 0;
-  // Histogram over [hist_lo_, hist_hi_]; widened (bins merged) when a batch falls outside it.
-  float hist_lo_ = 0, hist_hi_ = 0;
+  // Bin i covers [(i - zero_bin_) * bin_width_, (i - zero_bin_ + 1) * bin_width_): 0 is always a
+  // bin edge, so the |x| histogram is a fold and widening keeps the edges aligned. No histogram
+  // (bin_width_ == 0) while every value seen is 0.
+  double bin_width_ = 0;
+  int64_t zero_bin_ = 0;
   std::vector<int64_t> hist_;
 };
 
