@@ -19,6 +19,14 @@ void ArgParser::AddFlag(const std::string& name, const std::string& value_name,
   flags_[name] = Flag{value_name, help, required, repeated};
 }
 
+void ArgParser::AddSwitch(const std::string& name, const std::string& help) {
+  order_.push_back(name);
+  Flag f;
+  f.help = help;
+  f.is_switch = true;
+  flags_[name] = f;
+}
+
 void ArgParser::SetPositional(const std::string& name, const std::string& help, int min, int max) {
   positional_name_ = name;
   positional_help_ = help;
@@ -48,7 +56,10 @@ absl::Status ArgParser::Parse(const std::vector<std::string>& args) {
     if (it == flags_.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
     }
-    if (!has_value) {
+    if (it->second.is_switch) {
+      if (has_value) return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
+      value = "1";
+    } else if (!has_value) {
       if (i + 1 >= args.size()) {
         return absl::InvalidArgumentError(
             absl::StrCat("--", name, " needs a value (", it->second.value_name, ")"));
@@ -86,7 +97,7 @@ std::string ArgParser::Usage() const {
   absl::StrAppend(&s, "\nFlags:\n");
   for (const std::string& name : order_) {
     const Flag& f = flags_.at(name);
-    absl::StrAppend(&s, "  --", name, " ", f.value_name, f.required ? "  (required)" : "",
+    absl::StrAppend(&s, "  --", name, f.is_switch ? "" : " ", f.value_name, f.required ? "  (required)" : "",
                     f.repeated ? "  (repeatable)" : "", "\n      ", f.help, "\n");
   }
   absl::StrAppend(&s, "  --help\n      Print this help and exit.\n");

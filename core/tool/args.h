@@ -23,6 +23,8 @@ class ArgParser {
   // Declares `--name VALUE`. A repeated flag collects every occurrence; others may appear once.
   void AddFlag(const std::string& name, const std::string& value_name, const std::string& help,
                bool required = false, bool repeated = false);
+  // Declares `--name` without a value (an on/off switch); Has(name) tells whether it was given.
+  void AddSwitch(const std::string& name, const std::string& help);
   // Declares the positional arguments, between `min` and `max` of them.
   void SetPositional(const std::string& name, const std::string& help, int min, int max);
 
@@ -42,7 +44,7 @@ class ArgParser {
  private:
   struct Flag {
     std::string value_name, help;
-    bool required = false, repeated = false;
+    bool required = false, repeated = false, is_switch = false;
   };
   std::string command_, synopsis_, description_;
   std::vector<std::string> order_;  // flag names in declaration order, for Usage()

@@ -11,6 +11,7 @@ namespace octet::tool {
 int InspectMain(const std::vector<std::string>& args);
 int RunMain(const std::vector<std::string>& args);
 int BenchMain(const std::vector<std::string>& args);
+int QuantizeMain(const std::vector<std::string>& args);
 
 }  // namespace octet::tool
 

@@ -23,6 +23,7 @@ constexpr Command kCommands[] = {
     {"inspect", "show a model's inputs, outputs, ops, weights and optimized plan", InspectMain},
     {"run", "run a model on .npy inputs and write its outputs as .npy files", RunMain},
     {"bench", "measure engine-only throughput and latency percentiles", BenchMain},
+    {"quantize", "calibrate an FP32 model and write an INT8 QDQ model", QuantizeMain},
 };
 
 void PrintUsage(std::ostream& out) {
