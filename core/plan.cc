@@ -55,6 +55,10 @@ class PlanBuilder : public BuildContext {
   std::multimap<size_t, Tensor> pool_;              // free storage by size
   std::map<std::string, std::vector<PlanValue*>> copies_;  // value -> its converted copies
   std::set<const PlanValue*> pinned_;               // graph inputs/outputs: never reused
+  // True while building a node whose inputs are all constant: its outputs are folded now and
+  // live for the whole plan, so they must not take a pooled buffer that earlier steps still
+  // write at run time.
+  bool folding_ = false;
 
   const Graph& graph_;
   PlanOptions options_;
@@ -127,7 +131,7 @@ Tensor PlanBuilder::Allocate(size_t bytes, DType dtype, const Shape& shape, bool
   Tensor storage;
   auto it = pool_.lower_bound(bytes);
   // Reuse only buffers of a similar size so one large buffer is not tied up by a small value.
-  if (it != pool_.end() && it->first <= 2 * bytes + 4096) {
+  if (!folding_ && it != pool_.end() && it->first <= 2 * bytes + 4096) {
     storage = std::move(it->second);
     pool_.erase(it);
   } else {
@@ -241,12 +245,14 @@ absl::Status PlanBuilder::BuildNode(const Node& node) {
       return Invalid(absl::StrCat("input '", node.inputs[i], "' has no producer"));
     }
   }
-  auto kernel = schema->build(*this);
-  if (!kernel.ok()) return kernel.status();
   bool all_constant = true;
   for (size_t i = 0; i < node.inputs.size(); ++i) {
     if (has_input(i) && !Lookup(node.inputs[i])->is_constant) all_constant = false;
   }
+  folding_ = all_constant;
+  auto kernel = schema->build(*this);
+  folding_ = false;
+  if (!kernel.ok()) return kernel.status();
   for (const std::string& out : node.outputs) {
     if (out.empty() || values_.count(out)) continue;
     if (graph_.UseCount(out) > 0) {

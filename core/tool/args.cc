@@ -58,7 +58,7 @@ absl::Status ArgParser::Parse(const std::vector<std::string>& args) {
     }
     if (it->second.is_switch) {
       if (has_value) return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
-      value = "1";
+      value.assign(1, '1');
     } else if (!has_value) {
       if (i + 1 >= args.size()) {
         return absl::InvalidArgumentError(
