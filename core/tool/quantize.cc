@@ -1,6 +1,8 @@
 // `octet quantize --model FP32.onnx --calibration NAME=FILE.npy --output INT8.onnx`: static
 // post-training quantization to a standard ONNX QDQ model (core/quant/quantizer.h), with an
 // optional accuracy guard that moves the most sensitive layers back to FP32.
+#include <unistd.h>
+
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -48,8 +50,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// "calibrating [#########-----------]  240/500 samples", redrawn in place on stderr.
+// "calibrating [#########-----------]  240/500 samples", redrawn in place on a terminal; when
+// stderr is a file or pipe, only the final state is written (no carriage-return clutter in logs).
 void DrawProgress(int64_t done, int64_t total) {
+  static const bool tty = isatty(STDERR_FILENO) != 0;
+  if (!tty && done < total) return;
   constexpr int kWidth = 30;
   const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : kWidth;
   std::cerr << "\rcalibrating [" << std::string(filled, '#') << std::string(kWidth - filled, '-')
