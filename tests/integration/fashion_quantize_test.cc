@@ -2,12 +2,15 @@
 // images, the INT8 model (Octet's optimized INT8 engine) must keep the FP32 top-1 accuracy on the
 // 10k test images within 0.3 points, for min/max and percentile calibration. And the accuracy
 // guard must move layers back to FP32 when INT8 loses more than the budget.
+#include <algorithm>
 #include <cstdlib>
+#include <iostream>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <tuple>
 
+#include "core/graph.h"
 #include "core/model.h"
 #include "core/quant/quantizer.h"
 #include "gtest/gtest.h"
@@ -127,6 +130,9 @@ TEST(FashionAccuracyGuardTest, MovesLayersBackToFp32UntilWithinBudget) {
   guard.max_accuracy_drop = 0;
   auto g = QuantizeWithAccuracyGuard(fp32, data->calibration, o, data->validation, guard);
   ASSERT_TRUE(g.ok()) << g.status();
+  std::cout << "guard: FP32 " << g->fp32_accuracy << "%, INT8 " << g->initial_int8_accuracy
+            << "% -> " << g->int8_accuracy << "% after moving " << g->moved_to_fp32.size()
+            << " layer(s) to FP32\n";
   ASSERT_GT(g->fp32_accuracy - g->initial_int8_accuracy, 0.5)
       << "the harsh calibration was meant to lose accuracy";
   ASSERT_FALSE(g->moved_to_fp32.empty());
