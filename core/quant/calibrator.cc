@@ -38,7 +38,8 @@ class Runner {
     auto r = std::unique_ptr<Runner>(new Runner());
     Graph g = source;
     std::map<std::string, int> input_index;
-    for (size_t i = 0; i < g.inputs.size(); ++i) input_index[g.inputs[i].name] = static_cast<int>(i);
+    for (size_t i = 0; i < g.inputs.size(); ++i)
+      input_index[g.inputs[i].name] = static_cast<int>(i);
     for (const std::string& t : tensors) {
       if (auto it = input_index.find(t); it != input_index.end()) {
         r->sources_.push_back({true, it->second});
@@ -76,7 +77,8 @@ class Runner {
     absl::StatusOr<std::vector<Tensor>> outs = context_->Run(inputs);
     if (!outs.ok()) return outs.status();
     std::vector<Tensor> values;
-    for (const Source& s : sources_) values.push_back(s.is_input ? inputs[s.index] : (*outs)[s.index]);
+    for (const Source& s : sources_)
+      values.push_back(s.is_input ? inputs[s.index] : (*outs)[s.index]);
     return values;
   }
 
@@ -105,8 +107,8 @@ absl::StatusOr<Calibrator> Calibrator::Create(const Graph& fp32,
   for (const ValueInfo& v : fp32.inputs) names.push_back(v.name);
   for (const auto& [name, t] : samples) {
     if (std::find(names.begin(), names.end(), name) == names.end()) {
-      return absl::InvalidArgumentError(absl::StrCat("the model has no input '", name,
-                                                     "' (inputs: ", absl::StrJoin(names, ", "), ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the model has no input '", name, "' (inputs: ", absl::StrJoin(names, ", "), ")"));
     }
   }
   int64_t fixed = 0;
@@ -123,21 +125,20 @@ absl::StatusOr<Calibrator> Calibrator::Create(const Graph& fp32,
                                                      "; the model expects ", DTypeName(v.dtype)));
     }
     if (t.rank() != static_cast<int>(v.dims.size()) || t.rank() == 0 || t.dim(0) < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " has shape ", ShapeToString(t.shape()), "; expected N samples of ",
-          DimsText(v.dims), " stacked along dimension 0 (N >= 1)"));
+      return absl::InvalidArgumentError(absl::StrCat(what, " has shape ", ShapeToString(t.shape()),
+                                                     "; expected N samples of ", DimsText(v.dims),
+                                                     " stacked along dimension 0 (N >= 1)"));
     }
     for (int d = 1; d < t.rank(); ++d) {
       if (v.dims[d] >= 0 && v.dims[d] != t.dim(d)) {
-        return absl::InvalidArgumentError(absl::StrCat(what, " has shape ",
-                                                       ShapeToString(t.shape()), "; the model's is ",
-                                                       DimsText(v.dims), " (dimension ", d, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " has shape ", ShapeToString(t.shape()), "; the model's is ",
+                         DimsText(v.dims), " (dimension ", d, ")"));
       }
     }
     if (c.num_samples_ != 0 && t.dim(0) != c.num_samples_) {
-      return absl::InvalidArgumentError(absl::StrCat(what, " has ", t.dim(0),
-                                                     " samples; other inputs have ",
-                                                     c.num_samples_));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " has ", t.dim(0), " samples; other inputs have ", c.num_samples_));
     }
     c.num_samples_ = t.dim(0);
     if (v.dims[0] >= 0) fixed = v.dims[0];
@@ -148,9 +149,9 @@ absl::StatusOr<Calibrator> Calibrator::Create(const Graph& fp32,
   if (fixed > 0) {
     // A fixed batch dimension: every run takes exactly that many samples.
     if (c.num_samples_ % fixed != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the model's batch dimension is fixed at ", fixed, "; the ", c.num_samples_,
-          " calibration samples are not a multiple of it"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the model's batch dimension is fixed at ", fixed, "; the ", c.num_samples_,
+                       " calibration samples are not a multiple of it"));
     }
     c.batch_ = fixed;
     c.fixed_batch_ = true;
@@ -239,9 +240,9 @@ absl::StatusOr<std::map<std::string, double>> Calibrator::CompareSqnr(
       const Tensor& a = (*x)[i];
       const Tensor& b = (*y)[i];
       if (a.shape() != b.shape() || a.dtype() != DType::kF32 || b.dtype() != DType::kF32) {
-        return absl::InternalError(absl::StrCat("tensor '", x_names[i], "' differs in shape/type: ",
-                                                ShapeToString(a.shape()), " vs ",
-                                                ShapeToString(b.shape())));
+        return absl::InternalError(absl::StrCat(
+            "tensor '", x_names[i], "' differs in shape/type: ", ShapeToString(a.shape()), " vs ",
+            ShapeToString(b.shape())));
       }
       for (int64_t k = 0; k < a.num_elements(); ++k) {
         const double u = a.data_as<float>()[k], v = b.data_as<float>()[k];

@@ -51,8 +51,8 @@ class Calibrator {
 
   // Runs the graph given to Create (optimized) over all samples, batch by batch, and hands
   // `visit` the samples [begin, end) and that batch's values of `tensors`.
-  using Visitor = std::function<absl::Status(int64_t begin, int64_t end,
-                                             const std::vector<Tensor>& values)>;
+  using Visitor =
+      std::function<absl::Status(int64_t begin, int64_t end, const std::vector<Tensor>& values)>;
   absl::Status ForEachBatch(const std::vector<std::string>& tensors, const Visitor& visit) const;
 
  private:

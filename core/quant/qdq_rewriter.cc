@@ -20,18 +20,54 @@ bool IsOp(const Node& n, const char* op) { return n.domain.empty() && n.op_type 
 // opset 13 is refused rather than silently reinterpreted.
 const std::map<std::string, int64_t>& SafeSince() {
   static const auto* kSafe = new std::map<std::string, int64_t>{
-      {"Conv", 1},      {"Gemm", 7},        {"MatMul", 1},      {"Relu", 6},
-      {"LeakyRelu", 6}, {"Sigmoid", 6},     {"Tanh", 6},        {"Add", 7},
-      {"Sub", 7},       {"Mul", 7},         {"Div", 7},         {"MaxPool", 8},
-      {"AveragePool", 7}, {"GlobalAveragePool", 1}, {"GlobalMaxPool", 1}, {"Flatten", 1},
-      {"Reshape", 5},   {"Concat", 4},      {"Transpose", 1},   {"Clip", 11},
-      {"BatchNormalization", 9}, {"Exp", 6}, {"Sqrt", 6},       {"Erf", 9},
-      {"Pow", 7},       {"Shape", 1},       {"Gather", 1},      {"Cast", 6},
-      {"HardSigmoid", 6}, {"HardSwish", 14}, {"Pad", 11},       {"Slice", 10},
-      {"Resize", 13},   {"Softmax", 13},    {"LogSoftmax", 13}, {"Squeeze", 13},
-      {"Unsqueeze", 13}, {"ReduceMean", 1}, {"ConstantOfShape", 9}, {"Equal", 11},
-      {"Where", 9},     {"Expand", 8},      {"Neg", 6},         {"Abs", 6},
-      {"Max", 8},       {"Min", 8},         {"Sum", 8},         {"Mean", 8},
+      {"Conv", 1},
+      {"Gemm", 7},
+      {"MatMul", 1},
+      {"Relu", 6},
+      {"LeakyRelu", 6},
+      {"Sigmoid", 6},
+      {"Tanh", 6},
+      {"Add", 7},
+      {"Sub", 7},
+      {"Mul", 7},
+      {"Div", 7},
+      {"MaxPool", 8},
+      {"AveragePool", 7},
+      {"GlobalAveragePool", 1},
+      {"GlobalMaxPool", 1},
+      {"Flatten", 1},
+      {"Reshape", 5},
+      {"Concat", 4},
+      {"Transpose", 1},
+      {"Clip", 11},
+      {"BatchNormalization", 9},
+      {"Exp", 6},
+      {"Sqrt", 6},
+      {"Erf", 9},
+      {"Pow", 7},
+      {"Shape", 1},
+      {"Gather", 1},
+      {"Cast", 6},
+      {"HardSigmoid", 6},
+      {"HardSwish", 14},
+      {"Pad", 11},
+      {"Slice", 10},
+      {"Resize", 13},
+      {"Softmax", 13},
+      {"LogSoftmax", 13},
+      {"Squeeze", 13},
+      {"Unsqueeze", 13},
+      {"ReduceMean", 1},
+      {"ConstantOfShape", 9},
+      {"Equal", 11},
+      {"Where", 9},
+      {"Expand", 8},
+      {"Neg", 6},
+      {"Abs", 6},
+      {"Max", 8},
+      {"Min", 8},
+      {"Sum", 8},
+      {"Mean", 8},
   };
   return *kSafe;
 }
@@ -42,10 +78,10 @@ absl::Status RaiseOpsetTo13(Graph& g) {
     if (!n.domain.empty()) continue;
     auto it = SafeSince().find(n.op_type);
     if (it == SafeSince().end() || it->second > g.opset) {
-      return absl::UnimplementedError(absl::StrCat(
-          "the model uses ONNX opset ", g.opset, " and ", n.Label(),
-          " is defined differently in opset 13, which per-channel QuantizeLinear/"
-          "DequantizeLinear need; re-export the model with opset >= 13"));
+      return absl::UnimplementedError(
+          absl::StrCat("the model uses ONNX opset ", g.opset, " and ", n.Label(),
+                       " is defined differently in opset 13, which per-channel QuantizeLinear/"
+                       "DequantizeLinear need; re-export the model with opset >= 13"));
     }
   }
   g.opset = 13;
@@ -154,9 +190,9 @@ absl::StatusOr<QdqPlan> PlanQuantization(const Graph& g, const std::set<std::str
     for (const Node& n : g.nodes) {
       if (WeightAxis(g, n) >= 0) names.push_back(n.name);
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot exclude '", absl::StrJoin(unknown, "', '"),
-        "': no such node (quantizable layers: ", absl::StrJoin(names, ", "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot exclude '", absl::StrJoin(unknown, "', '"),
+                     "': no such node (quantizable layers: ", absl::StrJoin(names, ", "), ")"));
   }
   std::set<std::string> graph_outputs;
   for (const ValueInfo& v : g.outputs) graph_outputs.insert(v.name);
@@ -202,8 +238,8 @@ absl::StatusOr<QdqPlan> PlanQuantization(const Graph& g, const std::set<std::str
     plan.layer_output[n.name] = out;
   }
   // Data ops between quantized tensors, in topological order.
-  static const std::set<std::string> kSameParams = {"MaxPool",   "Reshape",   "Flatten",
-                                                    "Squeeze",   "Unsqueeze", "Transpose"};
+  static const std::set<std::string> kSameParams = {"MaxPool", "Reshape",   "Flatten",
+                                                    "Squeeze", "Unsqueeze", "Transpose"};
   static const std::set<std::string> kOwnParams = {"AveragePool", "GlobalAveragePool"};
   for (const Node& n : g.nodes) {
     if (!n.domain.empty() || exclude.count(n.name) || n.inputs.empty() || n.outputs.empty()) {
@@ -323,8 +359,7 @@ QuantizedWeight QuantizeWeight(Graph& g, NameMaker& names, std::vector<Node>* ad
       per_channel ? Tensor::Zeros(DType::kS8, {count}) : Tensor::Zeros(DType::kS8, {});
   out.dq_output = names.Make(w_name + "_dequantized");
   added->push_back(MakeQdqNode("DequantizeLinear", names.Make(w_name + "_DequantizeLinear"),
-                               {q_name, s_name, z_name}, out.dq_output,
-                               per_channel ? axis : -1));
+                               {q_name, s_name, z_name}, out.dq_output, per_channel ? axis : -1));
   return out;
 }
 
@@ -338,8 +373,8 @@ std::string QuantizeBias(Graph& g, NameMaker& names, std::vector<Node>* added,
   Tensor q = Tensor::Zeros(DType::kS32, b.shape());
   constexpr double kMax = std::numeric_limits<int32_t>::max();
   for (int64_t i = 0; i < b.num_elements(); ++i) {
-    const double v = std::nearbyint(static_cast<double>(b.data_as<float>()[i]) /
-                                    scales[per_channel ? i : 0]);
+    const double v =
+        std::nearbyint(static_cast<double>(b.data_as<float>()[i]) / scales[per_channel ? i : 0]);
     q.data_as<int32_t>()[i] = static_cast<int32_t>(std::clamp(v, -kMax, kMax));
   }
   const std::string q_name = names.Make(b_name + "_quantized");
@@ -347,8 +382,8 @@ std::string QuantizeBias(Graph& g, NameMaker& names, std::vector<Node>* added,
   const std::string z_name = names.Make(b_name + "_zero_point");
   g.initializers[q_name] = std::move(q);
   g.initializers[s_name] = ScaleTensor(scales, per_channel);
-  g.initializers[z_name] = per_channel ? Tensor::Zeros(DType::kS32, {b.num_elements()})
-                                       : Tensor::Zeros(DType::kS32, {});
+  g.initializers[z_name] =
+      per_channel ? Tensor::Zeros(DType::kS32, {b.num_elements()}) : Tensor::Zeros(DType::kS32, {});
   const std::string out = names.Make(b_name + "_dequantized");
   added->push_back(MakeQdqNode("DequantizeLinear", names.Make(b_name + "_DequantizeLinear"),
                                {q_name, s_name, z_name}, out, per_channel ? 0 : -1));

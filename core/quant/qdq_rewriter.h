@@ -26,9 +26,9 @@ struct QdqTarget {
 };
 
 struct QdqPlan {
-  std::vector<QdqTarget> targets;           // topological order of the producers
-  std::set<std::string> layers;             // Conv/Gemm/MatMul nodes whose weights are quantized
-  std::vector<std::string> fp32_layers;     // quantizable layers kept in FP32 (excluded)
+  std::vector<QdqTarget> targets;        // topological order of the producers
+  std::set<std::string> layers;          // Conv/Gemm/MatMul nodes whose weights are quantized
+  std::vector<std::string> fp32_layers;  // quantizable layers kept in FP32 (excluded)
   std::map<std::string, std::string> layer_output;  // layer -> tensor it is reported by
 };
 

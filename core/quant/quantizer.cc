@@ -78,8 +78,8 @@ absl::StatusOr<QuantizeResult> BuildModel(const Session& session,
   absl::StatusOr<QdqPlan> plan = PlanQuantization(session.prepared, exclude);
   if (!plan.ok()) return plan.status();
   std::map<std::string, std::string> dequantized;
-  absl::StatusOr<Graph> qdq = RewriteToQdq(session.prepared, *plan, session.params,
-                                           options.per_channel, &dequantized);
+  absl::StatusOr<Graph> qdq =
+      RewriteToQdq(session.prepared, *plan, session.params, options.per_channel, &dequantized);
   if (!qdq.ok()) return qdq.status();
   QuantizeResult result;
   absl::StatusOr<std::string> bytes = SerializeGraph(*qdq);
@@ -142,8 +142,8 @@ absl::Status CheckLabels(const ValidationSet& v, int64_t n) {
     return absl::InvalidArgumentError("labels must be integers (int64, int32, uint8 or int8)");
   }
   if (l.num_elements() != n || (l.rank() != 1 && !(l.rank() == 2 && l.dim(1) == 1))) {
-    return absl::InvalidArgumentError(absl::StrCat("labels have shape ",
-                                                   ShapeToString(l.shape()), "; expected [", n,
+    return absl::InvalidArgumentError(absl::StrCat("labels have shape ", ShapeToString(l.shape()),
+                                                   "; expected [", n,
                                                    "] (one per validation sample)"));
   }
   return absl::OkStatus();
@@ -181,9 +181,9 @@ absl::StatusOr<double> MeasureTop1(const std::string& onnx_bytes, const Validati
     const Tensor& scores = v[0];
     if (scores.dtype() != DType::kF32 || scores.rank() < 1 || scores.num_elements() == 0 ||
         scores.num_elements() % (end - begin) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "output '", g->outputs[0].name, "' is not f32 class scores per sample (shape ",
-          ShapeToString(scores.shape()), ")"));
+      return absl::InvalidArgumentError(absl::StrCat("output '", g->outputs[0].name,
+                                                     "' is not f32 class scores per sample (shape ",
+                                                     ShapeToString(scores.shape()), ")"));
     }
     const int64_t classes = scores.num_elements() / (end - begin);
     for (int64_t i = 0; i < end - begin; ++i) {
@@ -219,8 +219,8 @@ absl::StatusOr<AccuracyGuardResult> QuantizeWithAccuracyGuard(
   QdqPlan plan;
   absl::StatusOr<QuantizeResult> result = BuildModel(**session, exclude, options, &plan);
   if (!result.ok()) return result.status();
-  absl::StatusOr<double> int8 = MeasureTop1(result->onnx_bytes, validation, options.num_threads,
-                                            batch);
+  absl::StatusOr<double> int8 =
+      MeasureTop1(result->onnx_bytes, validation, options.num_threads, batch);
   if (!int8.ok()) return int8.status();
   out.initial_int8_accuracy = *int8;
   while (out.fp32_accuracy - *int8 > guard.max_accuracy_drop &&

@@ -83,11 +83,11 @@ struct AccuracyGuardOptions {
 };
 
 struct AccuracyGuardResult {
-  QuantizeResult result;            // the final model
-  double fp32_accuracy = 0;         // top-1 in %, FP32 model
-  double int8_accuracy = 0;         // top-1 in %, the final model on Octet's INT8 engine
-  double initial_int8_accuracy = 0;  // before any layer was moved back
-  std::vector<std::string> moved_to_fp32;  // layers added to the exclusions, in order
+  QuantizeResult result;                    // the final model
+  double fp32_accuracy = 0;                 // top-1 in %, FP32 model
+  double int8_accuracy = 0;                 // top-1 in %, the final model on Octet's INT8 engine
+  double initial_int8_accuracy = 0;         // before any layer was moved back
+  std::vector<std::string> moved_to_fp32;   // layers added to the exclusions, in order
   std::vector<double> accuracy_after_move;  // INT8 top-1 after each move
   bool within_budget = false;
 };

@@ -71,19 +71,19 @@ void PrintReport(const QuantizeResult& r) {
                                "scale", "zp", "clip%", "SQNR dB", "precision");
   for (const LayerReport& l : r.layers) {
     if (l.quantized) {
-      std::cout << absl::StrFormat("%-24s %-18s %-24s %11.4g %4d %8.4f %8s %s\n", l.node,
-                                   l.op_type, l.tensor, l.scale, l.zero_point, l.clipped_percent,
+      std::cout << absl::StrFormat("%-24s %-18s %-24s %11.4g %4d %8.4f %8s %s\n", l.node, l.op_type,
+                                   l.tensor, l.scale, l.zero_point, l.clipped_percent,
                                    FormatSqnr(l.sqnr_db), "int8");
     } else {
       std::cout << absl::StrFormat("%-24s %-18s %-24s %11s %4s %8s %8s %s\n", l.node, l.op_type,
                                    l.tensor, "-", "-", "-", FormatSqnr(l.sqnr_db), "fp32");
     }
   }
-  std::cout << absl::StrFormat(
-      "weights: FP32 %d bytes -> INT8 model %d bytes (%.2fx smaller)\n", r.fp32_weight_bytes,
-      r.int8_weight_bytes,
-      r.int8_weight_bytes > 0 ? static_cast<double>(r.fp32_weight_bytes) / r.int8_weight_bytes
-                              : 0.0);
+  std::cout << absl::StrFormat("weights: FP32 %d bytes -> INT8 model %d bytes (%.2fx smaller)\n",
+                               r.fp32_weight_bytes, r.int8_weight_bytes,
+                               r.int8_weight_bytes > 0
+                                   ? static_cast<double>(r.fp32_weight_bytes) / r.int8_weight_bytes
+                                   : 0.0);
 }
 
 }  // namespace
@@ -96,7 +96,8 @@ int QuantizeMain(const std::vector<std::string>& args) {
       ".npy file\nholds N samples of one input stacked along dimension 0), chooses activation "
       "ranges, and writes a\nstandard ONNX QDQ model (opset >= 13): u8 asymmetric activations, s8 "
       "symmetric weights, s32\nbiases. Prints each quantized tensor's scale, zero point, "
-      "clipping and SQNR against FP32.\nWith --validate and --labels, layers are moved back to FP32 "
+      "clipping and SQNR against FP32.\nWith --validate and --labels, layers are moved back to "
+      "FP32 "
       "(lowest SQNR first) until the INT8\ntop-1 accuracy is within --max-accuracy-drop points of "
       "FP32.");
   parser.AddFlag("model", "FP32.onnx", "The FP32 ONNX model.", /*required=*/true);
@@ -123,22 +124,21 @@ int QuantizeMain(const std::vector<std::string>& args) {
     return kExitOk;
   }
   QuantizeOptions options;
-  absl::StatusOr<CalibrationMethod> method =
-      ParseCalibrationMethod(parser.Get("method", "minmax"));
+  absl::StatusOr<CalibrationMethod> method = ParseCalibrationMethod(parser.Get("method", "minmax"));
   if (!method.ok()) return ReportUsageError(kCommand, method.status());
   options.range.method = *method;
   if (parser.Has("percentile")) {
     absl::StatusOr<double> p = ParseDoubleFlag("percentile", parser.Get("percentile"), 0);
     if (!p.ok()) return ReportUsageError(kCommand, p.status());
     if (*p > 100) {
-      return ReportUsageError(kCommand, absl::InvalidArgumentError(
-                                            "--percentile must be in (0, 100]"));
+      return ReportUsageError(kCommand,
+                              absl::InvalidArgumentError("--percentile must be in (0, 100]"));
     }
     options.range.percentile = *p;
   }
   if (parser.Has("per-channel") && parser.Has("no-per-channel")) {
-    return ReportUsageError(kCommand, absl::InvalidArgumentError(
-                                          "--per-channel and --no-per-channel contradict"));
+    return ReportUsageError(
+        kCommand, absl::InvalidArgumentError("--per-channel and --no-per-channel contradict"));
   }
   options.per_channel = !parser.Has("no-per-channel");
   for (const std::string& e : parser.GetAll("exclude")) {
@@ -154,12 +154,12 @@ int QuantizeMain(const std::vector<std::string>& args) {
   options.calibration_batch = *batch;
   const bool validate = parser.Has("validate");
   if (validate != parser.Has("labels")) {
-    return ReportUsageError(kCommand, absl::InvalidArgumentError(
-                                          "--validate and --labels go together"));
+    return ReportUsageError(kCommand,
+                            absl::InvalidArgumentError("--validate and --labels go together"));
   }
   if (parser.Has("max-accuracy-drop") && !validate) {
-    return ReportUsageError(kCommand, absl::InvalidArgumentError(
-                                          "--max-accuracy-drop needs --validate and --labels"));
+    return ReportUsageError(
+        kCommand, absl::InvalidArgumentError("--max-accuracy-drop needs --validate and --labels"));
   }
   AccuracyGuardOptions guard;
   if (parser.Has("max-accuracy-drop")) {
@@ -195,10 +195,10 @@ int QuantizeMain(const std::vector<std::string>& args) {
     if (!g.ok()) return ReportError(kCommand, g.status());
     result = std::move(g->result);
     PrintReport(result);
-    std::cout << absl::StrFormat("top-1: FP32 %.2f%%, INT8 %.2f%% (drop %.2f points, budget %.2f)\n",
-                                 g->fp32_accuracy, g->initial_int8_accuracy,
-                                 g->fp32_accuracy - g->initial_int8_accuracy,
-                                 guard.max_accuracy_drop);
+    std::cout << absl::StrFormat(
+        "top-1: FP32 %.2f%%, INT8 %.2f%% (drop %.2f points, budget %.2f)\n", g->fp32_accuracy,
+        g->initial_int8_accuracy, g->fp32_accuracy - g->initial_int8_accuracy,
+        guard.max_accuracy_drop);
     for (size_t i = 0; i < g->moved_to_fp32.size(); ++i) {
       std::cout << absl::StrFormat("moved '%s' to FP32: INT8 top-1 %.2f%%\n", g->moved_to_fp32[i],
                                    g->accuracy_after_move[i]);

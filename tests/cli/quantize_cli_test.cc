@@ -68,9 +68,11 @@ class QuantizeCliTest : public ::testing::Test {
     return r;
   }
   // Quantize arguments with the given calibration flag value and extra flags.
-  std::vector<std::string> Args(const std::string& calibration, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"quantize", "--model", model_, "--calibration", calibration,
-                                  "--output", dir_ + "/int8.onnx"};
+  std::vector<std::string> Args(const std::string& calibration,
+                                std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"quantize",         "--model",   model_,
+                                  "--calibration",    calibration, "--output",
+                                  dir_ + "/int8.onnx"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -96,7 +98,8 @@ TEST_F(QuantizeCliTest, Help) {
 }
 
 TEST_F(QuantizeCliTest, WritesAModelThatRunsInInt8AndPrintsTheReport) {
-  CliResult r = Cli(Args(input_ + "=" + calib_, {"--method", "percentile", "--exclude", "/4/Gemm"}));
+  CliResult r =
+      Cli(Args(input_ + "=" + calib_, {"--method", "percentile", "--exclude", "/4/Gemm"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("64/64 samples"));
   EXPECT_THAT(r.out, HasSubstr("SQNR dB"));
@@ -150,10 +153,10 @@ TEST_F(QuantizeCliTest, AccuracyGuardMovesLayersAndSaysSo) {
     labels.data_as<int64_t>()[i] = std::max_element(row, row + 10) - row;
   }
   ASSERT_TRUE(WriteNpy(dir_ + "/labels.npy", labels).ok());
-  CliResult r = Cli(Args(input_ + "=" + calib_,
-                         {"--method", "percentile", "--percentile", "60", "--validate",
-                          input_ + "=" + calib_, "--labels", dir_ + "/labels.npy",
-                          "--max-accuracy-drop", "0"}));
+  CliResult r =
+      Cli(Args(input_ + "=" + calib_,
+               {"--method", "percentile", "--percentile", "60", "--validate", input_ + "=" + calib_,
+                "--labels", dir_ + "/labels.npy", "--max-accuracy-drop", "0"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("top-1: FP32 100.00%"));
   EXPECT_THAT(r.out, HasSubstr("moved '"));

@@ -4,8 +4,8 @@
 // guard must move layers back to FP32 when INT8 loses more than the budget.
 #include <algorithm>
 #include <cstdlib>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 #include <tuple>
@@ -89,7 +89,8 @@ TEST_P(FashionQuantizeTest, Int8TopOneWithinPointThreeOfFp32) {
   int int8_layers = 0;
   for (const Node& n : (*m)->graph().nodes) {
     EXPECT_FALSE(n.domain.empty() && (n.op_type == "Conv" || n.op_type == "Gemm"))
-        << n.name << " left in FP32:\n" << (*m)->Describe();
+        << n.name << " left in FP32:\n"
+        << (*m)->Describe();
     int8_layers += n.op_type == "QConv" || n.op_type == "QMatMul";
   }
   EXPECT_EQ(int8_layers, name == "fashion_cnn" ? 5 : 3) << (*m)->Describe();
@@ -104,14 +105,14 @@ TEST_P(FashionQuantizeTest, Int8TopOneWithinPointThreeOfFp32) {
   EXPECT_NEAR(*int8_top1, *fp32_top1, 0.3);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    DemoModels, FashionQuantizeTest,
-    ::testing::Combine(::testing::Values("fashion_cnn", "fashion_mlp"),
-                       ::testing::Values(CalibrationMethod::kMinMax,
-                                         CalibrationMethod::kPercentile)),
-    [](const auto& info) {
-      return std::get<0>(info.param) + "_" + CalibrationMethodName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(DemoModels, FashionQuantizeTest,
+                         ::testing::Combine(::testing::Values("fashion_cnn", "fashion_mlp"),
+                                            ::testing::Values(CalibrationMethod::kMinMax,
+                                                              CalibrationMethod::kPercentile)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" +
+                                  CalibrationMethodName(std::get<1>(info.param));
+                         });
 
 // A harsh calibration (keep only 90% of the values) costs accuracy; with a zero budget the guard
 // must move layers back to FP32, say which, and end within budget with the accuracy it reports.

@@ -33,8 +33,8 @@ Tensor RandomTensor(const Shape& shape, float lo, float hi, uint32_t seed) {
 }
 
 // Conv with random weights and bias; 3x3, padding 1.
-void AddConv(OnnxBuilder& b, const std::string& name, const std::string& in,
-             const std::string& out, int64_t cin, int64_t cout, uint32_t seed) {
+void AddConv(OnnxBuilder& b, const std::string& name, const std::string& in, const std::string& out,
+             int64_t cin, int64_t cout, uint32_t seed) {
   const float k = 1.0f / std::sqrt(static_cast<float>(cin * 9));
   b.Initializer(name + ".w", RandomTensor({cout, cin, 3, 3}, -k, k, seed));
   b.Initializer(name + ".b", RandomTensor({cout}, -0.2f, 0.2f, seed + 1));
@@ -273,8 +273,7 @@ class QuantizerErrorTest : public ::testing::Test {
     AddConv(b_, "conv", "x", "y", 3, 4, 40);
     b_.Output("y");
   }
-  absl::Status Quantize(const std::map<std::string, Tensor>& calib,
-                        const QuantizeOptions& o = {}) {
+  absl::Status Quantize(const std::map<std::string, Tensor>& calib, const QuantizeOptions& o = {}) {
     return QuantizeModel(b_.Bytes(), calib, o).status();
   }
   OnnxBuilder b_;
