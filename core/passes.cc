@@ -297,7 +297,7 @@ absl::Status FusePostOps(Graph& g) {
       } else if (IsMatMulBiasAdd(g, layer, next)) {
         // Y = A B + c becomes the matmul's bias (input 2), before any activation.
         layer.inputs.push_back(next.inputs[0] == layer.outputs[0] ? next.inputs[1]
-                                                                   : next.inputs[0]);
+                                                                  : next.inputs[0]);
       } else if (next.op_type == "Add" && next.domain.empty() && next.inputs.size() == 2 &&
                  layer.op_type == "Conv" &&
                  std::none_of(layer.post_ops.begin(), layer.post_ops.end(),

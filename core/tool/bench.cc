@@ -55,9 +55,9 @@ absl::StatusOr<std::vector<Shape>> ResolveShapes(const Model& model, int64_t bat
         CheckAgainstSpec(Tensor::Borrow(spec.dtype, it->second, nullptr), spec, "--shape");
     if (!s.ok()) return s;
     if (batch_given && is_symbolic_batch(spec) && it->second[0] != batch) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--batch ", batch, " disagrees with --shape ", spec.name, "=",
-          absl::StrJoin(it->second, "x"), " (first dimension ", it->second[0], ")"));
+      return absl::InvalidArgumentError(absl::StrCat("--batch ", batch, " disagrees with --shape ",
+                                                     spec.name, "=", absl::StrJoin(it->second, "x"),
+                                                     " (first dimension ", it->second[0], ")"));
     }
     for (size_t i = 0; i < spec.dims.size() && i < spec.dim_names.size(); ++i) {
       if (spec.dims[i] < 0 && !spec.dim_names[i].empty()) {

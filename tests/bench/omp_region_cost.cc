@@ -3,8 +3,9 @@
 // thread, separated by 2 us of serial work (the gap between two primitives), and prints the time
 // per region; the excess over W is the team wake-up and barrier cost. Compare wait policies:
 //
-//   for p in PASSIVE ACTIVE; do OMP_WAIT_POLICY=$p build/release/tests/bench/omp_region_cost 2 20; done
-//   OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000 build/release/tests/bench/omp_region_cost 2 20
+//   for p in PASSIVE ACTIVE; do OMP_WAIT_POLICY=$p build/release/tests/bench/omp_region_cost 2 20;
+//   done OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=10000 build/release/tests/bench/omp_region_cost 2
+//   20
 #include <omp.h>
 
 #include <algorithm>

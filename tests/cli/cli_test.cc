@@ -354,9 +354,8 @@ TEST_F(CliTest, BenchTakesBatchTogetherWithShape) {
   r = Cli({"bench", "--model", model_, "--batch", "2", "--seconds", "0.1", "--shape", "x=2x4"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("input 'x' f32[2,4]"));
-  ExpectOneLineError(
-      Cli({"bench", "--model", seq_model_, "--batch", "4", "--shape", "tokens=3x7"}),
-      "--batch 4 disagrees with --shape tokens=3x7 (first dimension 3)");
+  ExpectOneLineError(Cli({"bench", "--model", seq_model_, "--batch", "4", "--shape", "tokens=3x7"}),
+                     "--batch 4 disagrees with --shape tokens=3x7 (first dimension 3)");
   // A static first dimension takes no --batch, with or without --shape.
   ExpectOneLineError(Cli({"bench", "--model", fixed_model_, "--batch", "8", "--shape", "x=1x4"}),
                      "no input has a symbolic batch dimension (x f32[1,4]); --batch 8");
@@ -378,14 +377,14 @@ TEST_F(CliTest, BenchDemoModelsWithBatchAndShape) {
   const char* src = std::getenv("OCTET_SOURCE_DIR");
   ASSERT_NE(src, nullptr) << "OCTET_SOURCE_DIR is set by ctest";
   const std::string models = std::string(src) + "/deploy/models/";
-  for (const auto& [name, sample] :
-       std::vector<std::pair<std::string, std::string>>{{"fashion_mlp", "784"},
-                                                        {"fashion_cnn", "1x28x28"}}) {
+  for (const auto& [name, sample] : std::vector<std::pair<std::string, std::string>>{
+           {"fashion_mlp", "784"}, {"fashion_cnn", "1x28x28"}}) {
     SCOPED_TRACE(name);
     const std::string path = models + name + "/1/model.onnx";
     CliResult r = Cli({"bench", "--model", path, "--batch", "4", "--seconds", "0.1"});
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_THAT(r.out, HasSubstr("input 'input' f32[4," + absl::StrReplaceAll(sample, {{"x", ","}})));
+    EXPECT_THAT(r.out,
+                HasSubstr("input 'input' f32[4," + absl::StrReplaceAll(sample, {{"x", ","}})));
     r = Cli({"bench", "--model", path, "--batch", "4", "--seconds", "0.1", "--shape",
              "input=4x" + sample});
     ASSERT_EQ(r.code, 0) << r.err;

@@ -196,9 +196,10 @@ TEST(MatMulTest, ConstantBiasAddFusesIntoMatMul) {
     builder.Initializer("B", {k, n}, b);
     builder.Initializer("c", {n}, c);
     builder.Node("MatMul", {"A", "B"}, {"mm"});
-    builder.Node("Add", bias_first ? std::vector<std::string>{"c", "mm"}
-                                   : std::vector<std::string>{"mm", "c"},
-                 {"s"});
+    builder.Node(
+        "Add",
+        bias_first ? std::vector<std::string>{"c", "mm"} : std::vector<std::string>{"mm", "c"},
+        {"s"});
     builder.Node("Relu", {"s"}, {"y"});
     builder.Output("y");
     std::shared_ptr<const Model> model;
