@@ -211,6 +211,22 @@ bool IsFusableLayer(const Node& n) {
           n.op_type == "ConvTranspose");
 }
 
+// MatMul(A, B) followed by Add of a constant 1-D f32 c of B's N elements: Y = A B + c, with B a
+// constant matrix [K, N]. Then c broadcasts along Y's last dimension only and never changes Y's
+// shape, so it is exactly a matmul bias.
+bool IsMatMulBiasAdd(const Graph& g, const Node& layer, const Node& add) {
+  if (layer.op_type != "MatMul" || !layer.domain.empty() || layer.inputs.size() != 2 ||
+      !layer.post_ops.empty() || add.op_type != "Add" || !add.domain.empty() ||
+      add.inputs.size() != 2 || add.inputs[0] == add.inputs[1]) {
+    return false;
+  }
+  const Tensor* b = g.FindInitializer(layer.inputs[1]);
+  const std::string& other = add.inputs[0] == layer.outputs[0] ? add.inputs[1] : add.inputs[0];
+  const Tensor* c = g.FindInitializer(other);
+  return b != nullptr && c != nullptr && b->dtype() == DType::kF32 && b->rank() == 2 &&
+         c->dtype() == DType::kF32 && c->rank() == 1 && c->dim(0) == b->dim(1);
+}
+
 }  // namespace
 
 absl::Status RemoveIdentities(Graph& g) {
@@ -278,6 +294,10 @@ absl::Status FusePostOps(Graph& g) {
       PostOp op;
       if (ToPostOp(g, next, &op) && next.inputs[0] == layer.outputs[0]) {
         layer.post_ops.push_back(op);
+      } else if (IsMatMulBiasAdd(g, layer, next)) {
+        // Y = A B + c becomes the matmul's bias (input 2), before any activation.
+        layer.inputs.push_back(next.inputs[0] == layer.outputs[0] ? next.inputs[1]
+                                                                  : next.inputs[0]);
       } else if (next.op_type == "Add" && next.domain.empty() && next.inputs.size() == 2 &&
                  layer.op_type == "Conv" &&
                  std::none_of(layer.post_ops.begin(), layer.post_ops.end(),

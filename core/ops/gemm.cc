@@ -279,8 +279,17 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildMatMul(BuildContext& ctx) {
     const bool b_const = ctx.constant(1) != nullptr;
     memory::desc a_md({rows, k}, kF32, tag::ab), b_md({k, n}, kF32, tag::ab),
         y_md({rows, n}, kF32, tag::ab);
-    dnnl::matmul::desc d(a_md, b_const ? memory::desc({k, n}, kF32, tag::any) : b_md, y_md);
+    // A bias (input 2) was fused from a following Add by the graph passes (see passes.cc).
+    const bool has_bias = node.inputs.size() > 2 && node.HasInput(2);
+    memory::desc bias_md({1, n}, kF32, tag::ab);
+    if (has_bias && NumElements(ctx.input(2).shape) != n) {
+      return ctx.Invalid(absl::StrCat("fused bias must have ", n, " elements"));
+    }
+    const memory::desc w_any = b_const ? memory::desc({k, n}, kF32, tag::any) : b_md;
+    dnnl::matmul::desc d = has_bias ? dnnl::matmul::desc(a_md, w_any, bias_md, y_md)
+                                    : dnnl::matmul::desc(a_md, w_any, y_md);
     dnnl::matmul::primitive_desc pd(d, attr, eng);
+    if (has_bias) args[DNNL_ARG_BIAS] = memory(bias_md, eng, ctx.input(2).buffer.data());
     memory w_mem(b_md, eng, b.buffer.data());
     if (b_const) {
       auto w = PrepareWeights(ctx, 1, b_md, pd.weights_desc(), &pre);
@@ -293,6 +302,7 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildMatMul(BuildContext& ctx) {
     impl = ImplName(pd);
     prim = dnnl::matmul(pd);
   } else {
+    if (node.inputs.size() > 2) return ctx.Unsupported("fused bias with a batched B");
     // Batched B: N-D matmul on plain layouts; oneDNN broadcasts batch dimensions of size 1.
     memory::desc a_md = PlainDesc(DType::kF32, as), b_md = PlainDesc(DType::kF32, bs),
                  y_md = PlainDesc(DType::kF32, full);

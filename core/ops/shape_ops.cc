@@ -50,8 +50,17 @@ KernelOr BuildRelabel(BuildContext& ctx, const Shape& shape) {
     return ctx.Invalid(
         absl::StrCat("cannot reshape ", ShapeToString(in.shape), " to ", ShapeToString(shape)));
   }
+  // When this node is the input's last reader, the output takes over the input's buffer: the
+  // bytes are already in place. Otherwise the input lives on and the output is a copy.
+  if (PlanValue* alias = ctx.DefineOutputInPlace(0, &in); alias != nullptr) {
+    alias->shape = shape;
+    alias->buffer = Tensor::Borrow(in.dtype, shape, alias->buffer.data());
+    if (IsDnnlType(in.dtype)) alias->md = PlainDesc(in.dtype, shape);
+    // A step still marks the node in the plan (and keeps any reorder feeding it).
+    return std::unique_ptr<OpKernel>(
+        new LambdaKernel([] { return absl::OkStatus(); }, "in place (no copy)"));
+  }
   PlanValue& out = ctx.DefineOutput(0, in.dtype, shape);
-  // The plan gives every value its own buffer, so this is a copy (see the report on aliasing).
   return MakeCopyKernel(in.buffer.data(), out.buffer.data(), out.buffer.byte_size());
 }
 

@@ -1,6 +1,8 @@
 // `octet bench --model M --batch N --threads T --seconds S`: engine-only throughput and latency.
 // Inputs are random tensors of the model's input shapes; only ExecutionContext::Run is timed
 // (no file I/O, no input generation), and warm-up runs (which build the plan) are excluded.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,8 +20,10 @@
 namespace octet::tool {
 namespace {
 
-// The shape of each input: --shape if given, else the model's dims with a symbolic first
-// dimension bound to the batch size. Other symbolic dimensions must come from --shape.
+// The shape of each input: --shape if given, else the model's dims with each symbolic dimension
+// bound to the value a --shape gave the same named dimension (e.g. "batch"), and a remaining
+// symbolic first dimension bound to the batch size. Other symbolic dimensions need --shape.
+// --batch may be given together with --shape; the batch dimensions must then agree with it.
 absl::StatusOr<std::vector<Shape>> ResolveShapes(const Model& model, int64_t batch,
                                                  bool batch_given,
                                                  const std::vector<std::string>& shape_flags) {
@@ -39,28 +43,54 @@ absl::StatusOr<std::vector<Shape>> ResolveShapes(const Model& model, int64_t bat
     if (!known)
       return absl::InvalidArgumentError(absl::StrCat("the model has no input '", name, "'"));
   }
+  auto is_symbolic_batch = [](const TensorSpec& spec) {
+    return !spec.dims.empty() && spec.dims[0] < 0;
+  };
+  // Named symbolic dimensions fixed by --shape (the engine requires one value per name).
+  std::map<std::string, int64_t> named;
+  for (const TensorSpec& spec : model.inputs()) {
+    auto it = given.find(spec.name);
+    if (it == given.end()) continue;
+    absl::Status s =
+        CheckAgainstSpec(Tensor::Borrow(spec.dtype, it->second, nullptr), spec, "--shape");
+    if (!s.ok()) return s;
+    if (batch_given && is_symbolic_batch(spec) && it->second[0] != batch) {
+      return absl::InvalidArgumentError(absl::StrCat("--batch ", batch, " disagrees with --shape ",
+                                                     spec.name, "=", absl::StrJoin(it->second, "x"),
+                                                     " (first dimension ", it->second[0], ")"));
+    }
+    for (size_t i = 0; i < spec.dims.size() && i < spec.dim_names.size(); ++i) {
+      if (spec.dims[i] < 0 && !spec.dim_names[i].empty()) {
+        named.emplace(spec.dim_names[i], it->second[i]);
+      }
+    }
+  }
   std::vector<Shape> shapes;
   for (const TensorSpec& spec : model.inputs()) {
     auto it = given.find(spec.name);
     if (it != given.end()) {
-      absl::Status s =
-          CheckAgainstSpec(Tensor::Borrow(spec.dtype, it->second, nullptr), spec, "--shape");
-      if (!s.ok()) return s;
       shapes.push_back(it->second);
       continue;
     }
     Shape shape = spec.dims;
     for (size_t i = 0; i < shape.size(); ++i) {
       if (shape[i] >= 0) continue;
+      const bool has_name = i < spec.dim_names.size() && !spec.dim_names[i].empty();
+      auto bound = has_name ? named.find(spec.dim_names[i]) : named.end();
+      if (bound != named.end()) {
+        shape[i] = bound->second;
+        continue;
+      }
       if (i == 0) {
         shape[i] = batch;
+        if (has_name) named.emplace(spec.dim_names[i], batch);
         continue;
       }
       std::vector<std::string> dims;  // e.g. "Nx3xHxW", for the hint
       for (size_t j = 0; j < spec.dims.size(); ++j) {
-        bool named = j < spec.dim_names.size() && !spec.dim_names[j].empty();
+        bool named_dim = j < spec.dim_names.size() && !spec.dim_names[j].empty();
         dims.push_back(spec.dims[j] >= 0 ? absl::StrCat(spec.dims[j])
-                                         : (named ? spec.dim_names[j] : "?"));
+                                         : (named_dim ? spec.dim_names[j] : "?"));
       }
       return absl::InvalidArgumentError(
           absl::StrCat("input '", spec.name, "' (", SpecToString(spec),
@@ -69,11 +99,10 @@ absl::StatusOr<std::vector<Shape>> ResolveShapes(const Model& model, int64_t bat
     }
     shapes.push_back(shape);
   }
-  // --batch needs somewhere to go: at least one input with a symbolic first dimension.
+  // --batch needs somewhere to go: at least one input with a symbolic first dimension (bound
+  // above, or checked against --shape).
   bool has_batch = false;
-  for (const TensorSpec& spec : model.inputs()) {
-    has_batch |= !spec.dims.empty() && spec.dims[0] < 0 && given.count(spec.name) == 0;
-  }
+  for (const TensorSpec& spec : model.inputs()) has_batch |= is_symbolic_batch(spec);
   if (batch_given && !has_batch && batch != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("no input has a symbolic batch dimension (",
@@ -96,6 +125,15 @@ Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937* rng) {
     for (int64_t i = 0; i < n; ++i) t.data_as<uint8_t>()[i] = static_cast<uint8_t>(dist(*rng));
   }
   return t;
+}
+
+// User + system CPU time of the whole process (every thread), in seconds. Less sensitive to other
+// jobs on a shared machine than wall time (a run's CPU time does not grow while it waits).
+double ProcessCpuSeconds() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 // Nearest-rank percentile of sorted values.
@@ -158,6 +196,7 @@ int BenchMain(const std::vector<std::string>& args) {
 
   using Clock = std::chrono::steady_clock;
   std::vector<double> latencies_ms;
+  const double cpu_start = ProcessCpuSeconds();
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration<double>(*seconds);
   auto now = start;
@@ -169,6 +208,7 @@ int BenchMain(const std::vector<std::string>& args) {
     latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - t0).count());
   } while (now < deadline);
   const double elapsed = std::chrono::duration<double>(now - start).count();
+  const double cpu_ms = (ProcessCpuSeconds() - cpu_start) * 1000.0;
   std::sort(latencies_ms.begin(), latencies_ms.end());
 
   std::cout << "model: " << parser.Get("model") << "\n";
@@ -184,10 +224,12 @@ int BenchMain(const std::vector<std::string>& args) {
       "batch %d, threads %d, warm-up %d runs (excluded)\n"
       "runs: %d in %.2f s\n"
       "throughput: %.1f samples/s (%.1f runs/s)\n"
-      "latency ms: p50 %.4g  p90 %.4g  p99 %.4g  (min %.4g, max %.4g)\n",
+      "latency ms: p50 %.4g  p90 %.4g  p99 %.4g  (min %.4g, max %.4g)\n"
+      "cpu ms per run: %.4g (process CPU time, all threads)\n",
       samples, *threads, std::max<int64_t>(*warmup, 1), latencies_ms.size(), elapsed,
       runs_per_s * samples, runs_per_s, Percentile(latencies_ms, 50), Percentile(latencies_ms, 90),
-      Percentile(latencies_ms, 99), latencies_ms.front(), latencies_ms.back());
+      Percentile(latencies_ms, 99), latencies_ms.front(), latencies_ms.back(),
+      cpu_ms / latencies_ms.size());
   return kExitOk;
 }
 

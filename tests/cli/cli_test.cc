@@ -8,10 +8,12 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "core/npy.h"
 #include "gmock/gmock.h"
@@ -116,6 +118,15 @@ class CliTest : public ::testing::Test {
     fixed_model_ = dir_ + "/fixed.onnx";
     std::ofstream(fixed_model_, std::ios::binary) << f.SerializeAsString();
 
+    // pair: a f32[N,4], b f32[N,4] -> Add; one named batch dimension shared by two inputs.
+    onnx::ModelProto p = NewModel();
+    AddValue(p.mutable_graph()->mutable_input(), "a", {"N", "4"});
+    AddValue(p.mutable_graph()->mutable_input(), "b", {"N", "4"});
+    AddNode(p.mutable_graph(), "Add", {"a", "b"}, "y");
+    AddValue(p.mutable_graph()->mutable_output(), "y", {"N", "4"});
+    pair_model_ = dir_ + "/pair.onnx";
+    std::ofstream(pair_model_, std::ios::binary) << p.SerializeAsString();
+
     x_ = Tensor::FromFloats({2, 4}, {-1, 2, -3, 4, 0.5f, -0.5f, 1, -2});
     bias_ = Tensor::FromFloats({4}, {1, 2, 3, 4});
     ASSERT_TRUE(WriteNpy(dir_ + "/x.npy", x_).ok());
@@ -158,7 +169,7 @@ class CliTest : public ::testing::Test {
             out_dir};
   }
 
-  std::string dir_, model_, seq_model_, fixed_model_;
+  std::string dir_, model_, seq_model_, fixed_model_, pair_model_;
   Tensor x_, bias_;
 };
 
@@ -330,6 +341,55 @@ TEST_F(CliTest, BenchNeedsShapesForSymbolicDimensions) {
                      "input 'x' expects f32[N,4], got f32[2,5]");
   ExpectOneLineError(Cli({"bench", "--model", fixed_model_, "--batch", "8"}),
                      "no input has a symbolic batch dimension (x f32[1,4]); --batch 8");
+}
+
+// --batch together with --shape for the same input (what deploy/bench/compare_engines.sh passes)
+// was refused with "no input has a symbolic batch dimension".
+TEST_F(CliTest, BenchTakesBatchTogetherWithShape) {
+  CliResult r = Cli({"bench", "--model", seq_model_, "--batch", "3", "--seconds", "0.1", "--shape",
+                     "tokens=3x7"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("input 'tokens' f32[3,7]"));
+  EXPECT_THAT(r.out, HasSubstr("batch 3,"));
+  r = Cli({"bench", "--model", model_, "--batch", "2", "--seconds", "0.1", "--shape", "x=2x4"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("input 'x' f32[2,4]"));
+  ExpectOneLineError(Cli({"bench", "--model", seq_model_, "--batch", "4", "--shape", "tokens=3x7"}),
+                     "--batch 4 disagrees with --shape tokens=3x7 (first dimension 3)");
+  // A static first dimension takes no --batch, with or without --shape.
+  ExpectOneLineError(Cli({"bench", "--model", fixed_model_, "--batch", "8", "--shape", "x=1x4"}),
+                     "no input has a symbolic batch dimension (x f32[1,4]); --batch 8");
+}
+
+// An input without --shape takes the value --shape gave its named dimension, not the default batch.
+TEST_F(CliTest, BenchBindsNamedDimensionsFromShape) {
+  CliResult r = Cli({"bench", "--model", pair_model_, "--seconds", "0.1", "--shape", "a=3x4"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("input 'a' f32[3,4]"));
+  EXPECT_THAT(r.out, HasSubstr("input 'b' f32[3,4]"));
+  r = Cli({"bench", "--model", pair_model_, "--batch", "5", "--seconds", "0.1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("input 'b' f32[5,4]"));
+}
+
+// The demo models (dynamic batch named "batch"), as the README and compare script run them.
+TEST_F(CliTest, BenchDemoModelsWithBatchAndShape) {
+  const char* src = std::getenv("OCTET_SOURCE_DIR");
+  ASSERT_NE(src, nullptr) << "OCTET_SOURCE_DIR is set by ctest";
+  const std::string models = std::string(src) + "/deploy/models/";
+  for (const auto& [name, sample] : std::vector<std::pair<std::string, std::string>>{
+           {"fashion_mlp", "784"}, {"fashion_cnn", "1x28x28"}}) {
+    SCOPED_TRACE(name);
+    const std::string path = models + name + "/1/model.onnx";
+    CliResult r = Cli({"bench", "--model", path, "--batch", "4", "--seconds", "0.1"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.out,
+                HasSubstr("input 'input' f32[4," + absl::StrReplaceAll(sample, {{"x", ","}})));
+    r = Cli({"bench", "--model", path, "--batch", "4", "--seconds", "0.1", "--shape",
+             "input=4x" + sample});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("batch 4,"));
+  }
 }
 
 }  // namespace

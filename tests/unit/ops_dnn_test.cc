@@ -184,6 +184,56 @@ TEST(MatMulTest, BatchedWithConstantWeightsAndFusedRelu) {
   ExpectNear(Values(out[0]), want, "MatMul+Relu");
 }
 
+// MatMul + Add(constant [N]) + Relu (a Linear layer as exporters write it) is one matmul with a
+// bias and a ReLU; a bias that could change the output's shape ([1, N] on a 1-D A) is not fused.
+TEST(MatMulTest, ConstantBiasAddFusesIntoMatMul) {
+  const int64_t m = 3, k = 8, n = 5;
+  std::vector<float> a = Random(2 * m * k, 11), b = Random(k * n, 12), c = Random(n, 13);
+  for (bool bias_first : {false, true}) {
+    SCOPED_TRACE(bias_first ? "Add(c, AB)" : "Add(AB, c)");
+    OnnxBuilder builder;
+    builder.Input("A", {-1, m, k});
+    builder.Initializer("B", {k, n}, b);
+    builder.Initializer("c", {n}, c);
+    builder.Node("MatMul", {"A", "B"}, {"mm"});
+    builder.Node(
+        "Add",
+        bias_first ? std::vector<std::string>{"c", "mm"} : std::vector<std::string>{"mm", "c"},
+        {"s"});
+    builder.Node("Relu", {"s"}, {"y"});
+    builder.Output("y");
+    std::shared_ptr<const Model> model;
+    auto out = RunModel(builder, {Tensor::FromFloats({2, m, k}, a)}, &model);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(model->graph().nodes.size(), 1u) << model->Describe();
+    EXPECT_EQ(model->graph().nodes[0].inputs.size(), 3u) << model->Describe();
+    EXPECT_TRUE(HasPostOps(*model, "MatMul"));
+    std::vector<float> want = RefBatchedMatMul(a, b, 2, true, false, m, k, n, false);
+    for (size_t i = 0; i < want.size(); ++i) want[i] = std::max(0.0f, want[i] + c[i % n]);
+    EXPECT_GT(std::count(want.begin(), want.end(), 0.0f), 0);
+    ExpectNear(Values(out[0]), want, "MatMul+bias+Relu");
+  }
+  {
+    // A [K] x B [K, N] + c [1, N] = [1, N]: the Add broadcasts, so it stays a separate node.
+    OnnxBuilder builder;
+    builder.Input("A", {k});
+    builder.Initializer("B", {k, n}, b);
+    builder.Initializer("c", {1, n}, c);
+    builder.Node("MatMul", {"A", "B"}, {"mm"});
+    builder.Node("Add", {"mm", "c"}, {"y"});
+    builder.Output("y");
+    std::shared_ptr<const Model> model;
+    std::vector<float> a1(a.begin(), a.begin() + k);
+    auto out = RunModel(builder, {Tensor::FromFloats({k}, a1)}, &model);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(model->graph().nodes.size(), 2u) << model->Describe();
+    EXPECT_EQ(out[0].shape(), (Shape{1, n}));
+    std::vector<float> want = RefBatchedMatMul(a1, b, 1, false, false, 1, k, n, false);
+    for (int64_t j = 0; j < n; ++j) want[j] += c[j];
+    ExpectNear(Values(out[0]), want, "MatMul + [1, N] Add");
+  }
+}
+
 TEST(MatMulTest, BroadcastsBatchDimensionsAndOneDimensionalOperands) {
   const int64_t m = 3, k = 4, n = 2;
   {
