@@ -230,8 +230,9 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQLinearConv(BuildContext& ctx) {
     if (!b_mem.ok()) return b_mem.status();
     args[DNNL_ARG_BIAS] = *b_mem;
   }
-  // A fused residual is copied into dst (in dst's layout, its own data type); the primitive's
-  // sum post-op then reads it back.
+  // The sum post-op reads the fused residual from dst. When nothing reads the residual later and
+  // it already has dst's layout and type, dst takes over its buffer (in place); otherwise it is
+  // copied into dst (in dst's layout, its own data type) before the convolution.
   PlanValue* residual = nullptr;
   if (layer.has_residual) {
     PlanValue& r = ctx.input_any_layout(kQR);
@@ -239,13 +240,18 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQLinearConv(BuildContext& ctx) {
     residual = &r;
   }
   memory::desc dst_md = pd.dst_desc();
-  PlanValue& y = ctx.DefineOutput(0, layer.y_dtype, s->out_shape, &dst_md);
-  args[DNNL_ARG_DST] = y.Memory(eng);
+  PlanValue* y = nullptr;
+  if (residual != nullptr && residual->dtype == layer.y_dtype && residual->md == dst_md) {
+    y = ctx.DefineOutputInPlace(0, residual);
+    if (y != nullptr) residual = nullptr;
+  }
+  if (y == nullptr) y = &ctx.DefineOutput(0, layer.y_dtype, s->out_shape, &dst_md);
+  args[DNNL_ARG_DST] = y->Memory(eng);
   if (residual != nullptr) {
     memory::desc r_md = dst_md;
     r_md.data.data_type = static_cast<dnnl_data_type_t>(ToDnnl(residual->dtype));
     dnnl::memory from = residual->Memory(eng);
-    dnnl::memory to(r_md, eng, y.buffer.data());
+    dnnl::memory to(r_md, eng, y->buffer.data());
     kernel->Add(std::make_unique<PrimitiveKernel>(
         dnnl::reorder(from, to),
         std::unordered_map<int, dnnl::memory>{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, ""));

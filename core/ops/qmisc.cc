@@ -3,6 +3,8 @@
 //   octet:QConcat [y_scale, y_zp, (x_i, x_scale_i, x_zp_i)...]  Concat
 //   octet:QAdd    [y_scale, y_zp, a, a_scale, a_zp, b, b_scale, b_zp] + Relu/Clip post-ops
 // Parameters must be constants (the pass only creates these ops from initializers).
+#include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +55,129 @@ inline void Store(void* p, DType t, int64_t i, int32_t v) {
   } else {
     static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v);
   }
+}
+
+// `md` with another data type (same dims and layout).
+memory::desc WithType(memory::desc md, DType dtype) {
+  md.data.data_type = static_cast<dnnl_data_type_t>(ToDnnl(dtype));
+  return md;
+}
+
+bool SameQuant(const QuantParams& a, const QuantParams& b) {
+  return a.dtype == b.dtype && a.scales[0] == b.scales[0] && a.zero_points[0] == b.zero_points[0];
+}
+
+// Concatenation on oneDNN in the producers' layouts: inputs already in y's parameters are read
+// as they are; others are first requantized by a reorder in their own layout,
+//   x' = saturate(round((x - x_zp) * x_scale / y_scale) + y_zp).
+// Returns nullptr when oneDNN has no implementation (the caller uses the scalar kernel).
+absl::StatusOr<std::unique_ptr<OpKernel>> BuildDnnlConcat(BuildContext& ctx, const QuantParams& y,
+                                                          int64_t axis, const Shape& out_shape) {
+  const dnnl::engine& eng = ctx.engine();
+  const size_t n_in = (ctx.num_inputs() - 2) / 3;
+  auto seq = std::make_unique<SequenceKernel>("");
+  std::vector<memory::desc> mds;
+  std::unordered_map<int, memory> args;
+  std::vector<std::shared_ptr<Tensor>> temps;
+  for (size_t i = 0; i < n_in; ++i) {
+    PlanValue& x = ctx.input_any_layout(2 + 3 * i);
+    auto xq = ConstParams(ctx, 3 + 3 * i, 4 + 3 * i, x.dtype, "x");
+    if (!xq.ok()) return xq.status();
+    memory mem = x.Memory(eng);
+    if (!SameQuant(*xq, y)) {
+      const memory::desc t_md = WithType(x.md, y.dtype);
+      dnnl::primitive_attr attr;
+      attr.set_output_scales(0, {xq->scales[0] / y.scales[0]});
+      if (xq->zero_points[0] != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {xq->zero_points[0]});
+      if (y.zero_points[0] != 0) attr.set_zero_points(DNNL_ARG_DST, 0, {y.zero_points[0]});
+      temps.push_back(std::make_shared<Tensor>(
+          Tensor::Zeros(DType::kU8, {static_cast<int64_t>(t_md.get_size())})));
+      memory t(t_md, eng, temps.back()->data());
+      dnnl::reorder::primitive_desc rpd(eng, x.md, eng, t_md, attr);
+      seq->Add(std::make_unique<PrimitiveKernel>(
+          dnnl::reorder(rpd), std::unordered_map<int, memory>{{DNNL_ARG_FROM, mem}, {DNNL_ARG_TO, t}},
+          ""));
+      mem = t;
+    }
+    mds.push_back(mem.get_desc());
+    args[DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i)] = mem;
+  }
+  memory::desc dst_any(ToDims(out_shape), ToDnnl(y.dtype), memory::format_tag::any);
+  dnnl::concat::primitive_desc pd;
+  try {
+    pd = dnnl::concat::primitive_desc(dst_any, static_cast<int>(axis), mds, eng);
+  } catch (const dnnl::error& e) {
+    if (e.status != dnnl_unimplemented) throw;
+    return std::unique_ptr<OpKernel>();
+  }
+  memory::desc dst_md = pd.dst_desc();
+  PlanValue& out = ctx.DefineOutput(0, y.dtype, out_shape, &dst_md);
+  args[DNNL_ARG_DST] = out.Memory(eng);
+  const std::string impl = ImplName(pd);
+  seq->Add(std::make_unique<PrimitiveKernel>(dnnl::concat(pd), args, impl));
+  seq->Add(std::make_unique<LambdaKernel>([temps]() { return absl::OkStatus(); }, ""));
+  auto described = std::make_unique<SequenceKernel>(impl);
+  described->Add(std::move(seq));
+  return std::unique_ptr<OpKernel>(std::move(described));
+}
+
+// Add on oneDNN's binary primitive in a's layout (b is converted to it if its producer chose
+// another), written in place over a when nothing reads a later:
+//   y = saturate(round(post_ops(a*sa/sy + b*sb/sy - (sa*a_zp + sb*b_zp)/sy) + y_zp))
+// i.e. the real sum in y's units (src scales sa/sy and sb/sy, then an eltwise shift), Relu
+// unchanged and Clip bounds divided by sy (y_scale > 0); + y_zp is exact (an integer).
+// Returns nullptr when oneDNN has no implementation (the caller uses the scalar kernel).
+absl::StatusOr<std::unique_ptr<OpKernel>> BuildDnnlAdd(BuildContext& ctx, const QuantParams& qa,
+                                                       const QuantParams& qb,
+                                                       const QuantParams& qy) {
+  const dnnl::engine& eng = ctx.engine();
+  PlanValue& a = ctx.input_any_layout(2);
+  const DType b_dtype = ctx.input_any_layout(5).dtype;
+  auto b = ctx.input_as(5, WithType(a.md, b_dtype));
+  if (!b.ok()) return std::unique_ptr<OpKernel>();
+  dnnl::primitive_attr attr;
+  attr.set_scales(DNNL_ARG_SRC_0, 0, {qa.scales[0] / qy.scales[0]});
+  attr.set_scales(DNNL_ARG_SRC_1, 0, {qb.scales[0] / qy.scales[0]});
+  // One linear shift and at most one clip: oneDNN 2.6's jit:uni binary computes a second
+  // eltwise_linear post-op wrongly. With the zero point moved into the shift, Relu is
+  // clip(v + y_zp, y_zp, inf) and Clip(lo, hi) is clip(v + y_zp, lo/sy + y_zp, hi/sy + y_zp);
+  // consecutive clips are one clip over the intersection of their ranges.
+  using alg = dnnl::algorithm;
+  const float zy = static_cast<float>(qy.zero_points[0]);
+  const float shift = zy - (qa.scales[0] * static_cast<float>(qa.zero_points[0]) +
+                            qb.scales[0] * static_cast<float>(qb.zero_points[0])) /
+                               qy.scales[0];
+  float lo = -INFINITY, hi = INFINITY;
+  for (const PostOp& p : ctx.node().post_ops) {
+    const bool relu = p.kind == PostOp::Kind::kRelu;
+    lo = std::max(lo, relu ? zy : p.alpha / qy.scales[0] + zy);
+    hi = std::min(hi, relu ? INFINITY : p.beta / qy.scales[0] + zy);
+  }
+  if (lo > hi) return std::unique_ptr<OpKernel>();
+  dnnl::post_ops ops;
+  if (shift != 0.0f) ops.append_eltwise(1.0f, alg::eltwise_linear, 1.0f, shift);
+  if (!ctx.node().post_ops.empty()) ops.append_eltwise(1.0f, alg::eltwise_clip_v2, lo, hi);
+  attr.set_post_ops(ops);
+  const memory::desc y_md = WithType(a.md, qy.dtype);
+  dnnl::binary::primitive_desc pd;
+  try {
+    pd = dnnl::binary::primitive_desc(
+        dnnl::binary::desc(alg::binary_add, a.md, (*b)->md, y_md), attr, eng);
+  } catch (const dnnl::error& e) {
+    if (e.status != dnnl_unimplemented) throw;
+    return std::unique_ptr<OpKernel>();
+  }
+  const memory a_mem = a.Memory(eng);  // before a's buffer may be handed to y
+  const Shape shape = a.shape;
+  PlanValue* y = qy.dtype == a.dtype ? ctx.DefineOutputInPlace(0, &a) : nullptr;
+  if (y == nullptr) y = &ctx.DefineOutput(0, qy.dtype, shape, &y_md);
+  const std::string impl = ImplName(pd);
+  return std::unique_ptr<OpKernel>(std::make_unique<PrimitiveKernel>(
+      dnnl::binary(pd),
+      std::unordered_map<int, memory>{{DNNL_ARG_SRC_0, a_mem},
+                                      {DNNL_ARG_SRC_1, (*b)->Memory(eng)},
+                                      {DNNL_ARG_DST, y->Memory(eng)}},
+      impl));
 }
 
 absl::Status ValidatePool(const Node& n, int64_t) {
@@ -111,65 +236,73 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQPool(BuildContext& ctx) {
   for (int64_t d : g.dilations) dil.push_back(d - 1);
   const bool same = xq->dtype == yq->dtype && xq->scales[0] == yq->scales[0] &&
                     xq->zero_points[0] == yq->zero_points[0];
-  const DType pool_dt = max ? x.dtype : DType::kF32;
-  // Pool into dst directly when no requantization is needed; else into a temporary.
-  memory::desc pool_dst(ToDims(out_shape), ToDnnl(pool_dt), memory::format_tag::any);
   const dnnl::engine& eng = ctx.engine();
+  auto kernel_seq = std::make_unique<SequenceKernel>("");
+  // oneDNN 2.6 pools int8 only into int8, so an average (whose mean is not an integer) runs in
+  // f32 on the real values in y's units: t = (x - x_zp) * x_scale / y_scale (a reorder in x's
+  // layout), mean(t) (f32 pooling), y = saturate(round(mean) + y_zp) (a reorder).
+  // Max pooling runs on the integers; it commutes with the monotonic requantization.
+  memory src_mem = x.Memory(eng);
+  memory::desc pool_src = x.md;
+  if (!max) {
+    pool_src.data.data_type = dnnl_f32;
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(0, {xq->scales[0] / yq->scales[0]});
+    if (xq->zero_points[0] != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {xq->zero_points[0]});
+    auto tmp = std::make_shared<Tensor>(
+        Tensor::Zeros(DType::kU8, {static_cast<int64_t>(pool_src.get_size())}));
+    memory tmp_mem(pool_src, eng, tmp->data());
+    dnnl::reorder::primitive_desc rpd(eng, x.md, eng, pool_src, attr);
+    kernel_seq->Add(std::make_unique<PrimitiveKernel>(
+        dnnl::reorder(rpd),
+        std::unordered_map<int, memory>{{DNNL_ARG_FROM, src_mem}, {DNNL_ARG_TO, tmp_mem}}, ""));
+    kernel_seq->Add(std::make_unique<LambdaKernel>([tmp]() { return absl::OkStatus(); }, ""));
+    src_mem = tmp_mem;
+  }
+  const DType pool_dt = max ? x.dtype : DType::kF32;
+  memory::desc pool_dst(ToDims(out_shape), ToDnnl(pool_dt), memory::format_tag::any);
   dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference,
                                    max ? dnnl::algorithm::pooling_max
                                        : dnnl::algorithm::pooling_avg_exclude_padding,
-                                   x.md, pool_dst, strides, kernel, dil, pl, pr);
+                                   pool_src, pool_dst, strides, kernel, dil, pl, pr);
   dnnl::pooling_v2_forward::primitive_desc pd(d, eng);
   const std::string impl = ImplName(pd);
-  auto kernel_seq = std::make_unique<SequenceKernel>(impl);
+  auto described = std::make_unique<SequenceKernel>(impl);
   memory::desc dst_md = pd.dst_desc();
   if (max && same) {
     PlanValue& y = ctx.DefineOutput(0, yq->dtype, out_shape, &dst_md);
     kernel_seq->Add(std::make_unique<PrimitiveKernel>(
         dnnl::pooling_v2_forward(pd),
-        std::unordered_map<int, dnnl::memory>{{DNNL_ARG_SRC, x.Memory(eng)},
-                                              {DNNL_ARG_DST, y.Memory(eng)}},
+        std::unordered_map<int, memory>{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_DST, y.Memory(eng)}},
         impl));
-    return std::unique_ptr<OpKernel>(std::move(kernel_seq));
+    described->Add(std::move(kernel_seq));
+    return std::unique_ptr<OpKernel>(std::move(described));
   }
-  auto tmp = std::make_shared<Tensor>(Tensor::Zeros(DType::kU8, {static_cast<int64_t>(dst_md.get_size())}));
-  dnnl::memory tmp_mem(dst_md, eng, tmp->data());
+  auto tmp = std::make_shared<Tensor>(
+      Tensor::Zeros(DType::kU8, {static_cast<int64_t>(dst_md.get_size())}));
+  memory tmp_mem(dst_md, eng, tmp->data());
   kernel_seq->Add(std::make_unique<PrimitiveKernel>(
       dnnl::pooling_v2_forward(pd),
-      std::unordered_map<int, dnnl::memory>{{DNNL_ARG_SRC, x.Memory(eng)}, {DNNL_ARG_DST, tmp_mem}},
-      impl));
-  // Requantize in oneDNN (same layout): y = round((v - x_zp) * x_scale / y_scale) + y_zp.
+      std::unordered_map<int, memory>{{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_DST, tmp_mem}}, impl));
+  // Requantize in the pooled layout: max: y = round((v - x_zp) * x_scale / y_scale) + y_zp;
+  // average (already in y's units): y = round(v) + y_zp.
   memory::desc y_md = dst_md;
   y_md.data.data_type = static_cast<dnnl_data_type_t>(ToDnnl(yq->dtype));
   dnnl::primitive_attr attr;
-  attr.set_output_scales(0, {xq->scales[0] / yq->scales[0]});
-  if (xq->zero_points[0] != 0) {
-    if (max) {
-      attr.set_zero_points(DNNL_ARG_SRC, 0, {xq->zero_points[0]});
-    }
+  if (max) {
+    attr.set_output_scales(0, {xq->scales[0] / yq->scales[0]});
+    if (xq->zero_points[0] != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {xq->zero_points[0]});
   }
   if (yq->zero_points[0] != 0) attr.set_zero_points(DNNL_ARG_DST, 0, {yq->zero_points[0]});
   PlanValue& y = ctx.DefineOutput(0, yq->dtype, out_shape, &y_md);
-  if (!max && xq->zero_points[0] != 0) {
-    // f32 mean: subtract the zero point with a linear shift before scaling (reorders take
-    // integer zero points only for integer sources).
-    const int64_t n = NumElements(out_shape);
-    float* t = static_cast<float*>(tmp->data());
-    const float zp = static_cast<float>(xq->zero_points[0]);
-    kernel_seq->Add(std::make_unique<LambdaKernel>(
-        [t, n, zp, tmp]() {
-          for (int64_t i = 0; i < n; ++i) t[i] -= zp;
-          return absl::OkStatus();
-        },
-        ""));
-  }
   dnnl::reorder::primitive_desc rpd(eng, dst_md, eng, y_md, attr);
-  dnnl::memory y_mem = y.Memory(eng);
   kernel_seq->Add(std::make_unique<PrimitiveKernel>(
       dnnl::reorder(rpd),
-      std::unordered_map<int, dnnl::memory>{{DNNL_ARG_FROM, tmp_mem}, {DNNL_ARG_TO, y_mem}}, ""));
+      std::unordered_map<int, memory>{{DNNL_ARG_FROM, tmp_mem}, {DNNL_ARG_TO, y.Memory(eng)}},
+      ""));
   kernel_seq->Add(std::make_unique<LambdaKernel>([tmp]() { return absl::OkStatus(); }, ""));
-  return std::unique_ptr<OpKernel>(std::move(kernel_seq));
+  described->Add(std::move(kernel_seq));
+  return std::unique_ptr<OpKernel>(std::move(described));
 }
 
 absl::Status ValidateConcat(const Node& n, int64_t) {
@@ -202,7 +335,7 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQConcat(BuildContext& ctx) {
   int64_t outer = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= first[d];
   for (size_t i = 0; i < n_in; ++i) {
-    PlanValue& x = ctx.input(2 + 3 * i);
+    PlanValue& x = ctx.input_any_layout(2 + 3 * i);
     auto xq = ConstParams(ctx, 3 + 3 * i, 4 + 3 * i, x.dtype, "x");
     if (!xq.ok()) return xq.status();
     if (xq->dtype != x.dtype) return ctx.Invalid("input zero point type differs from its data");
@@ -214,8 +347,10 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQConcat(BuildContext& ctx) {
       }
     }
     out_shape[axis] += x.shape[axis];
-    parts.push_back(Part{x.buffer.data(), x.dtype, *xq, NumElements(x.shape) / std::max<int64_t>(outer, 1)});
+    parts.push_back(Part{nullptr, x.dtype, *xq, NumElements(x.shape) / std::max<int64_t>(outer, 1)});
   }
+  if (auto k = BuildDnnlConcat(ctx, *yq, axis, out_shape); !k.ok() || *k != nullptr) return k;
+  for (size_t i = 0; i < n_in; ++i) parts[i].data = ctx.input(2 + 3 * i).buffer.data();
   PlanValue& y = ctx.DefineOutput(0, yq->dtype, out_shape);
   void* yp = y.buffer.data();
   const int64_t y_inner = NumElements(out_shape) / std::max<int64_t>(outer, 1);
@@ -254,8 +389,8 @@ absl::Status ValidateAdd(const Node& n, int64_t) {
 absl::StatusOr<std::unique_ptr<OpKernel>> BuildQAdd(BuildContext& ctx) {
   auto yq = ConstParams(ctx, 0, 1, DType::kU8, "y");
   if (!yq.ok()) return yq.status();
-  PlanValue& a = ctx.input(2);
-  PlanValue& b = ctx.input(5);
+  PlanValue& a = ctx.input_any_layout(2);
+  PlanValue& b = ctx.input_any_layout(5);
   auto aq = ConstParams(ctx, 3, 4, a.dtype, "a");
   if (!aq.ok()) return aq.status();
   auto bq = ConstParams(ctx, 6, 7, b.dtype, "b");
@@ -267,9 +402,10 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQAdd(BuildContext& ctx) {
       return ctx.Unsupported("only Relu and Clip can follow a quantized Add");
     }
   }
+  if (auto k = BuildDnnlAdd(ctx, *aq, *bq, *yq); !k.ok() || *k != nullptr) return k;
   PlanValue& y = ctx.DefineOutput(0, yq->dtype, a.shape);
-  const void* ap = a.buffer.data();
-  const void* bp = b.buffer.data();
+  const void* ap = ctx.input(2).buffer.data();
+  const void* bp = ctx.input(5).buffer.data();
   void* out = y.buffer.data();
   const int64_t n = NumElements(a.shape);
   const QuantParams qa = *aq, qb = *bq, qy = *yq;
