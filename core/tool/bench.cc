@@ -175,6 +175,7 @@ int BenchMain(const std::vector<std::string>& args) {
 
   absl::StatusOr<std::shared_ptr<const Model>> model = LoadModel(parser.Get("model"));
   if (!model.ok()) return ReportError("bench", model.status());
+  const int64_t rss_after_load = RssBytes(), peak_after_load = PeakRssBytes();
   absl::StatusOr<std::vector<Shape>> shapes =
       ResolveShapes(**model, *batch, parser.Has("batch"), parser.GetAll("shape"));
   if (!shapes.ok()) return ReportError("bench", shapes.status());
@@ -193,6 +194,10 @@ int BenchMain(const std::vector<std::string>& args) {
     absl::StatusOr<std::vector<Tensor>> out = (*context)->Run(inputs);
     if (!out.ok()) return ReportError("bench", out.status());
   }
+
+  const int64_t rss_after_warmup = RssBytes();
+  absl::StatusOr<const ExecutionPlan*> plan = (*context)->PlanFor(*shapes);
+  const int64_t macs = plan.ok() ? PlanMacs(**plan) : 0;
 
   using Clock = std::chrono::steady_clock;
   std::vector<double> latencies_ms;
@@ -230,6 +235,16 @@ int BenchMain(const std::vector<std::string>& args) {
       runs_per_s * samples, runs_per_s, Percentile(latencies_ms, 50), Percentile(latencies_ms, 90),
       Percentile(latencies_ms, 99), latencies_ms.front(), latencies_ms.back(),
       cpu_ms / latencies_ms.size());
+  // Compute rate, for the fraction of the machine's peak (tests/bench/vnni_peak for int8).
+  if (macs > 0) {
+    std::cout << absl::StrFormat("compute: %.4g GMAC per sample, %.1f GMAC/s\n",
+                                 macs / 1e9 / samples, macs / 1e9 * runs_per_s);
+  }
+  // RSS after load = the model as held (weights); the peak during load adds the file and its
+  // parse; after warm-up adds the plan (primitives, weights reordered for them, activations).
+  std::cout << absl::StrFormat(
+      "memory: RSS %.1f MiB after load (peak during load %.1f MiB), %.1f MiB after warm-up\n",
+      rss_after_load / 1048576.0, peak_after_load / 1048576.0, rss_after_warmup / 1048576.0);
   return kExitOk;
 }
 

@@ -80,6 +80,29 @@ int InspectMain(const std::vector<std::string>& args) {
   PrintOnnxSummary(path);
   std::cout << "weights: " << Bytes((*model)->weight_bytes()) << " as loaded ("
             << Bytes((*model)->fp32_weight_bytes()) << " in FP32)\n";
+  // Compute per sample: a plan at batch 1 (symbolic first dimensions bound to 1).
+  std::vector<Shape> shapes;
+  bool bound = true;
+  for (const TensorSpec& spec : (*model)->inputs()) {
+    Shape s = spec.dims;
+    for (size_t d = 0; d < s.size(); ++d) {
+      if (s[d] < 0 && d == 0) s[d] = 1;
+      bound = bound && s[d] >= 0;
+    }
+    shapes.push_back(s);
+  }
+  absl::StatusOr<std::unique_ptr<ExecutionContext>> ctx = (*model)->CreateContext();
+  absl::StatusOr<const ExecutionPlan*> batch1 =
+      bound && ctx.ok() ? (*ctx)->PlanFor(shapes) : absl::StatusOr<const ExecutionPlan*>(nullptr);
+  if (batch1.ok() && *batch1 != nullptr) {
+    const int64_t macs = PlanMacs(**batch1);
+    std::cout << absl::StrFormat("MACs per sample: %d (%.3f G; Conv/Gemm/MatMul at batch 1)\n",
+                                 macs, macs / 1e9);
+  } else {
+    std::cout << "MACs per sample: unknown ("
+              << (batch1.ok() ? "symbolic dimensions besides the batch" : batch1.status().ToString())
+              << ")\n";
+  }
   const std::string plan = (*model)->Describe();
   std::cout << "optimized plan:\n" << plan;
   if (!plan.empty() && plan.back() != '\n') std::cout << "\n";

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <cstdlib>
 #include <iostream>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -115,5 +117,47 @@ std::string SafeFileName(absl::string_view name, std::vector<std::string>* taken
   taken->push_back(candidate);
   return candidate;
 }
+
+int64_t PlanMacs(const ExecutionPlan& plan) {
+  static const std::set<std::string> kConv = {"Conv", "ConvInteger", "QLinearConv", "QConv"};
+  static const std::set<std::string> kMatMul = {"Gemm", "MatMul", "MatMulInteger",
+                                                "QLinearMatMul", "QMatMul"};
+  int64_t total = 0;
+  for (const ExecutionPlan::Step& step : plan.steps()) {
+    const bool conv = kConv.count(step.op_type) > 0;
+    if ((!conv && !kMatMul.count(step.op_type)) || step.outputs.empty()) continue;
+    const PlanValue* out = plan.FindValue(step.outputs[0]);
+    // Conv weights: input 1 (input 3 for the quantized convolutions, after x's parameters).
+    const bool q = step.op_type == "QLinearConv" || step.op_type == "QConv";
+    const size_t operand = conv ? (q ? 3 : 1) : 0;
+    if (out == nullptr || step.inputs.size() <= operand) continue;
+    const PlanValue* in = plan.FindValue(step.inputs[operand]);
+    if (in == nullptr || in->shape.empty() || out->shape.empty()) continue;
+    int64_t per_output = 1;
+    if (conv) {
+      for (size_t d = 1; d < in->shape.size(); ++d) per_output *= in->shape[d];
+    } else if (step.op_type == "Gemm") {
+      per_output = NumElements(in->shape) / std::max<int64_t>(out->shape[0], 1);  // A or A^T
+    } else {
+      per_output = in->shape.back();
+    }
+    total += NumElements(out->shape) * per_output;
+  }
+  return total;
+}
+
+namespace {
+int64_t ProcStatusBytes(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field, 0) == 0) return std::atoll(line.c_str() + field.size()) * 1024;  // kB
+  }
+  return 0;
+}
+}  // namespace
+
+int64_t RssBytes() { return ProcStatusBytes("VmRSS:"); }
+int64_t PeakRssBytes() { return ProcStatusBytes("VmHWM:"); }
 
 }  // namespace octet::tool

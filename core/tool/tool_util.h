@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/model.h"
+#include "core/plan.h"
 #include "core/tensor.h"
 
 namespace octet::tool {
@@ -49,6 +50,15 @@ absl::Status CheckAgainstSpec(const Tensor& tensor, const TensorSpec& spec,
 // else becomes '_'; never empty, never starting with '.', at most 200 characters. `taken` holds
 // the names already used; a clash gets a numeric suffix.
 std::string SafeFileName(absl::string_view name, std::vector<std::string>* taken);
+
+// Multiply-accumulates of one run of `plan`: convolutions (output elements x C/group x kernel
+// size) and matrix products (output elements x K), FP32 or int8. Other ops are not counted.
+int64_t PlanMacs(const ExecutionPlan& plan);
+
+// The process's resident set size now (VmRSS) and its peak so far (VmHWM), in bytes; 0 if
+// unknown.
+int64_t RssBytes();
+int64_t PeakRssBytes();
 
 }  // namespace octet::tool
 
