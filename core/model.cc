@@ -1,5 +1,6 @@
 #include "core/model.h"
 
+#include <malloc.h>
 #include <omp.h>
 
 #include <fstream>
@@ -115,6 +116,10 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::LoadFromBytes(const std::str
     auto plan = ExecutionPlan::Build(g, shapes, po);
     if (!plan.ok()) return plan.status();
   }
+  // The file's bytes, its parse and the FP32 tensors the passes replaced (quantized weights) are
+  // freed by now, but glibc keeps freed heap pages mapped: hand them back so the process holds
+  // what the model holds.
+  malloc_trim(0);
   return std::shared_ptr<const Model>(std::move(model));
 }
 
@@ -215,6 +220,7 @@ absl::StatusOr<ExecutionPlan*> ExecutionContext::GetPlan(absl::Span<const Shape>
   while (static_cast<int>(impl_->plans.size()) > impl_->options.max_cached_plans) {
     impl_->plans.pop_back();
   }
+  malloc_trim(0);  // the build's temporaries (weights before their reorder); plans are rare
   return impl_->plans.front().second.get();
 }
 
