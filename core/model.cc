@@ -6,6 +6,7 @@
 #include <fstream>
 #include <list>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -129,11 +130,41 @@ int64_t Model::weight_bytes() const {
   return total;
 }
 
+namespace {
+
+// Initializers that are quantization parameters (scales, zero points) of the quantized ops and
+// of QuantizeLinear/DequantizeLinear: an FP32 model has none of them.
+std::set<std::string> QuantParamInitializers(const Graph& g) {
+  static const std::map<std::string, std::vector<size_t>> kParams = {
+      {"QConv", {1, 2, 4, 5, 6, 7, 10, 11}},   {"QLinearConv", {1, 2, 4, 5, 6, 7}},
+      {"QMatMul", {1, 2, 4, 5, 6, 7}},         {"QLinearMatMul", {1, 2, 4, 5, 6, 7}},
+      {"QPool", {1, 2, 3, 4}},                 {"QuantizeLinear", {1, 2}},
+      {"DequantizeLinear", {1, 2}}};
+  std::set<std::string> params;
+  for (const Node& n : g.nodes) {
+    std::vector<size_t> slots;
+    if (n.op_type == "QAdd" || n.op_type == "QConcat") {
+      slots = {0, 1};  // y's, then every (x, scale, zero point) triple's
+      for (size_t i = 3; i + 1 < n.inputs.size(); i += 3) slots.insert(slots.end(), {i, i + 1});
+    } else if (auto it = kParams.find(n.op_type); it != kParams.end()) {
+      slots = it->second;
+    }
+    for (size_t i : slots) {
+      if (i < n.inputs.size() && !n.inputs[i].empty()) params.insert(n.inputs[i]);
+    }
+  }
+  return params;
+}
+
+}  // namespace
+
 int64_t Model::fp32_weight_bytes() const {
+  const std::set<std::string> quant_params = QuantParamInitializers(*graph_);
   int64_t total = 0;
   for (const auto& [name, t] : graph_->initializers) {
-    // Integer index/shape tensors are not weights; quantized weights count as their FP32 size.
-    if (t.dtype() == DType::kS64) continue;
+    // Integer index/shape tensors are not weights, nor are quantization parameters; quantized
+    // weights and biases count as their FP32 size.
+    if (t.dtype() == DType::kS64 || quant_params.count(name)) continue;
     total += t.num_elements() * 4;
   }
   return total;
