@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/tool/args.h"
+#include "tests/util/onnx_builder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -112,6 +113,46 @@ TEST(ParseFlagTest, Numbers) {
   EXPECT_FALSE(ParseDoubleFlag("seconds", "0", 0).ok());
   EXPECT_FALSE(ParseDoubleFlag("seconds", "nan", 0).ok());
   EXPECT_FALSE(ParseDoubleFlag("seconds", "inf", 0).ok());
+}
+
+}  // namespace
+}  // namespace octet::tool
+
+namespace octet::tool {
+namespace {
+
+// Conv (stride 2, pad 1) -> Relu -> grouped 1x1 Conv -> Flatten -> Gemm (transB) -> MatMul.
+TEST(PlanMacsTest, CountsConvolutionsAndMatrixProducts) {
+  OnnxBuilder b;
+  b.Input("x", {-1, 3, 10, 12});
+  b.Initializer("w1", Tensor::Zeros(DType::kF32, {8, 3, 3, 3}));
+  b.Initializer("w2", Tensor::Zeros(DType::kF32, {8, 2, 1, 1}));
+  b.Initializer("w3", Tensor::Zeros(DType::kF32, {10, 240}));
+  b.Initializer("w4", Tensor::Zeros(DType::kF32, {10, 4}));
+  b.Node("Conv", {"x", "w1"}, {"c1"}).Ints("pads", {1, 1, 1, 1}).Ints("strides", {2, 2});
+  b.Node("Relu", {"c1"}, {"r1"});
+  b.Node("Conv", {"r1", "w2"}, {"c2"}).Int("group", 4);
+  b.Node("Flatten", {"c2"}, {"f"});
+  b.Node("Gemm", {"f", "w3"}, {"g"}).Int("transB", 1);
+  b.Node("MatMul", {"g", "w4"}, {"y"});
+  b.Output("y");
+  auto model = Model::LoadFromBytes(b.Bytes());
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto ctx = (*model)->CreateContext();
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  auto plan = (*ctx)->PlanFor({Shape{2, 3, 10, 12}});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  // Batch 2. conv1: out [2,8,5,6] = 480 x (3*3*3); conv2: 480 x 2 (8 channels in 4 groups);
+  // Gemm: out [2,10] x 240; MatMul: out [2,4] x 10.
+  EXPECT_EQ(PlanMacs(**plan), 480 * 27 + 480 * 2 + 20 * 240 + 8 * 10) << (*plan)->Describe();
+}
+
+TEST(RssTest, ReportsResidentAndPeak) {
+  const int64_t rss = RssBytes(), peak = PeakRssBytes();
+  EXPECT_GT(rss, 0);
+  EXPECT_GE(peak, rss);
+  std::vector<char> block(64 << 20, 1);  // touched: resident
+  EXPECT_GE(PeakRssBytes(), rss + (60 << 20)) << static_cast<int>(block[12345]);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "core/npy.h"
 #include "core/plan.h"
 #include "core/quant/quantizer.h"
+#include "core/tool/tool_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -120,6 +121,17 @@ TEST(Int8PlanTest, Resnet18ConvolutionsChainInInt8) {
       }
     }
   }
+
+  // `octet inspect`/`bench` count the same multiply-accumulates in the int8 plan as in FP32's
+  // (torchvision's resnet18: 1.814 G per image).
+  auto fp32 = Model::LoadFromBytes(bytes.str());
+  ASSERT_TRUE(fp32.ok()) << fp32.status();
+  auto fp32_ctx = (*fp32)->CreateContext(co);
+  ASSERT_TRUE(fp32_ctx.ok()) << fp32_ctx.status();
+  auto fp32_plan = (*fp32_ctx)->PlanFor({Shape{2, 3, 224, 224}});
+  ASSERT_TRUE(fp32_plan.ok()) << fp32_plan.status();
+  EXPECT_EQ(tool::PlanMacs(**plan), tool::PlanMacs(**fp32_plan));
+  EXPECT_NEAR(tool::PlanMacs(**plan) / 2 / 1e9, 1.814, 0.001);
 
   // And the plan runs: finite logits of the right shape.
   auto input = ReadNpy(base + "_b1_input.npy");
