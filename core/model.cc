@@ -136,9 +136,12 @@ namespace {
 // of QuantizeLinear/DequantizeLinear: an FP32 model has none of them.
 std::set<std::string> QuantParamInitializers(const Graph& g) {
   static const std::map<std::string, std::vector<size_t>> kParams = {
-      {"QConv", {1, 2, 4, 5, 6, 7, 10, 11}},   {"QLinearConv", {1, 2, 4, 5, 6, 7}},
-      {"QMatMul", {1, 2, 4, 5, 6, 7}},         {"QLinearMatMul", {1, 2, 4, 5, 6, 7}},
-      {"QPool", {1, 2, 3, 4}},                 {"QuantizeLinear", {1, 2}},
+      {"QConv", {1, 2, 4, 5, 6, 7, 10, 11}},
+      {"QLinearConv", {1, 2, 4, 5, 6, 7}},
+      {"QMatMul", {1, 2, 4, 5, 6, 7}},
+      {"QLinearMatMul", {1, 2, 4, 5, 6, 7}},
+      {"QPool", {1, 2, 3, 4}},
+      {"QuantizeLinear", {1, 2}},
       {"DequantizeLinear", {1, 2}}};
   std::set<std::string> params;
   for (const Node& n : g.nodes) {

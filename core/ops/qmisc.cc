@@ -95,8 +95,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildDnnlConcat(BuildContext& ctx, con
       memory t(t_md, eng, temps.back()->data());
       dnnl::reorder::primitive_desc rpd(eng, x.md, eng, t_md, attr);
       seq->Add(std::make_unique<PrimitiveKernel>(
-          dnnl::reorder(rpd), std::unordered_map<int, memory>{{DNNL_ARG_FROM, mem}, {DNNL_ARG_TO, t}},
-          ""));
+          dnnl::reorder(rpd),
+          std::unordered_map<int, memory>{{DNNL_ARG_FROM, mem}, {DNNL_ARG_TO, t}}, ""));
       mem = t;
     }
     mds.push_back(mem.get_desc());
@@ -161,8 +161,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildDnnlAdd(BuildContext& ctx, const 
   const memory::desc y_md = WithType(a.md, qy.dtype);
   dnnl::binary::primitive_desc pd;
   try {
-    pd = dnnl::binary::primitive_desc(
-        dnnl::binary::desc(alg::binary_add, a.md, (*b)->md, y_md), attr, eng);
+    pd = dnnl::binary::primitive_desc(dnnl::binary::desc(alg::binary_add, a.md, (*b)->md, y_md),
+                                      attr, eng);
   } catch (const dnnl::error& e) {
     if (e.status != dnnl_unimplemented) throw;
     return std::unique_ptr<OpKernel>();
@@ -261,10 +261,10 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQPool(BuildContext& ctx) {
   }
   const DType pool_dt = max ? x.dtype : DType::kF32;
   memory::desc pool_dst(ToDims(out_shape), ToDnnl(pool_dt), memory::format_tag::any);
-  dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference,
-                                   max ? dnnl::algorithm::pooling_max
-                                       : dnnl::algorithm::pooling_avg_exclude_padding,
-                                   pool_src, pool_dst, strides, kernel, dil, pl, pr);
+  dnnl::pooling_v2_forward::desc d(
+      dnnl::prop_kind::forward_inference,
+      max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding, pool_src,
+      pool_dst, strides, kernel, dil, pl, pr);
   dnnl::pooling_v2_forward::primitive_desc pd(d, eng);
   const std::string impl = ImplName(pd);
   auto described = std::make_unique<SequenceKernel>(impl);
@@ -298,8 +298,7 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQPool(BuildContext& ctx) {
   dnnl::reorder::primitive_desc rpd(eng, dst_md, eng, y_md, attr);
   kernel_seq->Add(std::make_unique<PrimitiveKernel>(
       dnnl::reorder(rpd),
-      std::unordered_map<int, memory>{{DNNL_ARG_FROM, tmp_mem}, {DNNL_ARG_TO, y.Memory(eng)}},
-      ""));
+      std::unordered_map<int, memory>{{DNNL_ARG_FROM, tmp_mem}, {DNNL_ARG_TO, y.Memory(eng)}}, ""));
   kernel_seq->Add(std::make_unique<LambdaKernel>([tmp]() { return absl::OkStatus(); }, ""));
   described->Add(std::move(kernel_seq));
   return std::unique_ptr<OpKernel>(std::move(described));
@@ -347,7 +346,8 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQConcat(BuildContext& ctx) {
       }
     }
     out_shape[axis] += x.shape[axis];
-    parts.push_back(Part{nullptr, x.dtype, *xq, NumElements(x.shape) / std::max<int64_t>(outer, 1)});
+    parts.push_back(
+        Part{nullptr, x.dtype, *xq, NumElements(x.shape) / std::max<int64_t>(outer, 1)});
   }
   if (auto k = BuildDnnlConcat(ctx, *yq, axis, out_shape); !k.ok() || *k != nullptr) return k;
   for (size_t i = 0; i < n_in; ++i) parts[i].data = ctx.input(2 + 3 * i).buffer.data();

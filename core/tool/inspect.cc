@@ -100,7 +100,8 @@ int InspectMain(const std::vector<std::string>& args) {
                                  macs, macs / 1e9);
   } else {
     std::cout << "MACs per sample: unknown ("
-              << (batch1.ok() ? "symbolic dimensions besides the batch" : batch1.status().ToString())
+              << (batch1.ok() ? "symbolic dimensions besides the batch"
+                              : batch1.status().ToString())
               << ")\n";
   }
   const std::string plan = (*model)->Describe();

@@ -1,8 +1,8 @@
 #include "core/tool/tool_util.h"
 
 #include <algorithm>
-#include <fstream>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <set>
 
@@ -120,8 +120,8 @@ std::string SafeFileName(absl::string_view name, std::vector<std::string>* taken
 
 int64_t PlanMacs(const ExecutionPlan& plan) {
   static const std::set<std::string> kConv = {"Conv", "ConvInteger", "QLinearConv", "QConv"};
-  static const std::set<std::string> kMatMul = {"Gemm", "MatMul", "MatMulInteger",
-                                                "QLinearMatMul", "QMatMul"};
+  static const std::set<std::string> kMatMul = {"Gemm", "MatMul", "MatMulInteger", "QLinearMatMul",
+                                                "QMatMul"};
   int64_t total = 0;
   for (const ExecutionPlan::Step& step : plan.steps()) {
     const bool conv = kConv.count(step.op_type) > 0;

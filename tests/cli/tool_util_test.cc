@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "core/tool/args.h"
-#include "tests/util/onnx_builder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/util/onnx_builder.h"
 
 namespace octet::tool {
 namespace {

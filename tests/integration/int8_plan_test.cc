@@ -24,7 +24,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// One line of ExecutionPlan::Describe(): "Op name (in:dtype[dims], ...) -> (out:dtype[dims]) [impl]".
+// One line of ExecutionPlan::Describe(): "Op name (in:dtype[dims], ...) -> (out:dtype[dims])
+// [impl]".
 struct PlanLine {
   std::string op, text;
   std::vector<std::string> in_types, out_types;

@@ -40,8 +40,8 @@ class QdqGraph {
     b.Init(name + "_wq", w);
     b.Init(name + "_ws", ws);
     b.Init(name + "_wz", Tensor::Zeros(DType::kS8, {m}));
-    auto* dq = b.Node("DequantizeLinear", {name + "_wq", name + "_ws", name + "_wz"},
-                      {name + "_w"});
+    auto* dq =
+        b.Node("DequantizeLinear", {name + "_wq", name + "_ws", name + "_wz"}, {name + "_w"});
     QModelBuilder::Int(dq, "axis", 0);
     auto* conv = b.Node("Conv", {in, name + "_w"}, {name}, name);
     QModelBuilder::Ints(conv, "pads", {1, 1, 1, 1});
@@ -104,10 +104,10 @@ TEST(QuantMiscTest, AddWithReluOnPlainInputs) {
     const std::string y = q.Qdq("r", "qy", 0.01f, y_zp);
     q.b.Node("Identity", {y}, {"out"});
     q.b.Output("out");
-    ExpectMatchesLiteral(q.b.Bytes(),
-                         {RandomFloats({2, 16, 5, 7}, -2.5f, 2.5f, 1),
-                          RandomFloats({2, 16, 5, 7}, -2.0f, 2.0f, 2)},
-                         0.01f, "QAdd", 98);
+    ExpectMatchesLiteral(
+        q.b.Bytes(),
+        {RandomFloats({2, 16, 5, 7}, -2.5f, 2.5f, 1), RandomFloats({2, 16, 5, 7}, -2.0f, 2.0f, 2)},
+        0.01f, "QAdd", 98);
   }
 }
 
