@@ -98,10 +98,15 @@ class HistView {
   }
 
   // TensorRT's entropy calibration on the |x| histogram: the threshold T = i * width (i bins
-  // kept, the rest folded into the last kept bin) minimizing KL(P || Q), where Q is P's kept
-  // bins merged into `levels` quantization bins and spread back over their non-empty bins.
+  // kept, the rest folded into the last kept bin) minimizing KL(P || Q), where Q is the kept
+  // bins (without the clipped values) merged into `levels` quantization bins and spread back over
+  // their non-empty bins.
   double EntropyThreshold(int levels) const {
-    const std::vector<double> abs = AbsHistogram();
+    std::vector<double> abs = AbsHistogram();
+    // Exact zeros (half of a ReLU output) are represented exactly by any range; left in bin 0
+    // they dominate the search (merging bin 0 with its neighbours smears them).
+    if (!abs.empty()) abs[0] = std::max(0.0, abs[0] - static_cast<double>(zeros_));
+    while (!abs.empty() && abs.back() == 0) abs.pop_back();
     const int64_t m = static_cast<int64_t>(abs.size());
     if (m <= levels) return std::numeric_limits<double>::infinity();
     std::vector<double> suffix(m + 1, 0.0);  // suffix[i] = sum of abs[i..m)
@@ -124,19 +129,17 @@ class HistView {
         }
         for (int64_t j = b; j < e; ++j) q[j] = p[j] > 0 && nonzero > 0 ? sum / nonzero : 0;
       }
-      double p_sum = 0, q_sum = 0;
-      for (int64_t j = 0; j < i; ++j) {
-        p_sum += p[j];
-        q_sum += q[j];
-      }
-      // KL(P || Q) of the normalized distributions; a bin Q leaves empty where P is not (the
-      // clipped mass landing on an empty group) gets a small epsilon instead of infinity.
+      // KL(P || Q) with both divided by the number of values: Q then sums to the unclipped
+      // fraction only. (Normalizing Q to 1 hides the clipping: a threshold below all the data
+      // makes P and Q the same single bin, KL 0.) Q can be empty where P is not (the clipped
+      // mass landing on an empty group): a small epsilon instead of infinity.
       constexpr double kEps = 1e-4;
+      const double total = suffix[0];
       double kl = 0;
       for (int64_t j = 0; j < i; ++j) {
         if (p[j] <= 0) continue;
-        const double pj = p[j] / p_sum;
-        const double qj = q[j] > 0 ? q[j] / q_sum : kEps / i;
+        const double pj = p[j] / total;
+        const double qj = q[j] > 0 ? q[j] / total : kEps / i;
         kl += pj * std::log(pj / qj);
       }
       if (kl < best_kl - 1e-12) {

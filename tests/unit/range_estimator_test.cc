@@ -244,6 +244,24 @@ TEST(RangeEstimatorTest, EntropyClipsAHeavyOutlierButKeepsAUniformRange) {
   EXPECT_LE(r.lo, -0.99f);
   EXPECT_GE(r.hi, 0.99f);
 
+  // Data away from 0 ([0.3, 0.5)): a threshold below all of it puts everything in one bin, where
+  // P and a normalized Q agree (KL 0); Q is not renormalized, so clipping is paid for.
+  RangeEstimator shifted = Make(CalibrationMethod::kEntropy);
+  shifted.Observe(Evenly(100000, 0.3, 2e-6));
+  r = FinishOk(shifted);
+  EXPECT_GE(r.hi, 0.49f);
+  EXPECT_LT(r.clipped_fraction, 0.01);
+
+  // ReLU-like: half exact zeros, half uniform in (0, 1]. The zeros are exact in any range and
+  // must not pull the threshold down (smeared over merged bins they would dominate KL).
+  RangeEstimator relu = Make(CalibrationMethod::kEntropy);
+  std::vector<float> half_zero(100000, 0.0f);
+  const std::vector<float> positive = Evenly(100000, 1e-5, 1e-5);
+  half_zero.insert(half_zero.end(), positive.begin(), positive.end());
+  relu.Observe(half_zero);
+  r = FinishOk(relu);
+  EXPECT_GE(r.hi, 0.99f);
+
   // The bulk in [0, 1) and one value at 1000: with 2046 bins over [0, 1000] the bulk fills the
   // first 3 bins, and the best threshold keeps the fewest bins allowed (256 levels): 256 bins.
   RangeEstimator outlier = Make(CalibrationMethod::kEntropy);
