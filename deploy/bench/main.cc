@@ -4,7 +4,7 @@
 // the server's own split of the same window into queueing and compute (from /metrics deltas).
 // One CSV row per run with --csv; the columns are documented in deploy/bench/run_report.h.
 //
-//   octet-bench --target 127.0.0.1:8500 --model fashion_mlp --concurrency 1,16,64 \
+//   octet-bench --target 127.0.0.1:8500 --model fashion_mlp --concurrency 1,16,64
 //       --seconds 10 --metrics_url http://127.0.0.1:8502/metrics --csv runs.csv
 #include <cstdlib>
 #include <iostream>
@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -254,6 +255,13 @@ int main(int argc, char** argv) {
       "octet-bench --target HOST:PORT --model NAME (--concurrency C[,C...] | --request_rate "
       "R[,R...]) [--batch B | --input NAME=FILE.npy ...] [--seconds S] [--warmup_seconds W] "
       "[--metrics_url http://HOST:PORT/metrics] [--csv FILE]");
+  // --help lists the flags of this file (absl's default looks for a file named like the binary).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "bench/main.cc");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
   std::vector<std::string> folded = octet::bench::FoldRepeatedInputs(argc, argv);
   std::vector<char*> args;
   for (std::string& a : folded) args.push_back(a.data());

@@ -8,7 +8,7 @@
 //   concurrency        outstanding requests (closed loop), else empty
 //   request_rate       target arrivals per second (open loop), else empty
 //   batch              rows per request
-//   warmup_s, window_s requested warm-up and window lengths
+//   warmup_s, window_s  requested warm-up and window lengths
 //   elapsed_s          measured: first request sent to last answer received
 //   requests, ok, errors     requests answered in the window; OK; not OK
 //   error_codes        non-OK answers by gRPC code, "CODE:count" joined by ';' (empty if none)
