@@ -13,7 +13,10 @@
 # The server gets --cpu_budget=THREADS; with more cores than THREADS the server and the engine
 # runs are pinned to the first THREADS cores and octet-bench to the others.
 #
-# Usage: deploy/bench/perf_matrix.sh [--build DIR] [--threads T] [--seconds S] [--out DIR] [--fp32]
+# Usage: deploy/bench/perf_matrix.sh [--build DIR] [--threads T] [--seconds S] [--warmup W]
+#                                    [--out DIR] [--fp32]
+# Warm-up (default 10 s) precedes each octet-bench run: every distinct batch size compiles its
+# own plan on first use, and those compilations must not land in the measured window.
 # Needs: a release build (server, octet, octet-bench) and the fixtures
 #   (ctest --preset release -R 'fixture_(fashion_npy|torchvision)').
 set -euo pipefail
@@ -22,6 +25,7 @@ cd "$(dirname "$0")/../.."
 BUILD=build/release
 THREADS=$(nproc)
 SECONDS_PER_RUN=10
+WARMUP=10
 OUT=""
 PRECISION=int8
 while [ $# -gt 0 ]; do
@@ -29,9 +33,10 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --fp32) PRECISION=fp32; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "perf_matrix: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -117,7 +122,7 @@ $PY deploy/grpc_health.py "127.0.0.1:$GRPC_PORT" >/dev/null || die "octet-server
 CSV=$OUT/octet-bench.csv
 bench() {  # bench MODEL CONCURRENCY_LIST
   "${PIN_CLIENT[@]}" "$BENCH" --target="127.0.0.1:$GRPC_PORT" --model="$1" --concurrency="$2" \
-    --warmup_seconds=2 --seconds="$SECONDS_PER_RUN" \
+    --warmup_seconds="$WARMUP" --seconds="$SECONDS_PER_RUN" \
     --metrics_url="http://127.0.0.1:$METRICS_PORT/metrics" --csv="$CSV"
 }
 engine() {  # engine MODEL BATCH  -> octet bench output in $OUT/engine-NAME-bB.txt
@@ -138,9 +143,9 @@ wait "$SERVER_PID" 2>/dev/null || true
 trap - EXIT
 
 # --- summary --------------------------------------------------------------------------------
-$PY - "$OUT" "$CSV" "$PRECISION" "$THREADS" "$PINNING" "$SECONDS_PER_RUN" <<'PYEOF' | tee "$OUT/summary.md"
+$PY - "$OUT" "$CSV" "$PRECISION" "$THREADS" "$PINNING" "$SECONDS_PER_RUN" "$WARMUP" <<'PYEOF' | tee "$OUT/summary.md"
 import csv, glob, os, platform, re, subprocess, sys, time
-out, path, precision, threads, pinning, seconds = sys.argv[1:]
+out, path, precision, threads, pinning, seconds, warmup = sys.argv[1:]
 rows = list(csv.DictReader(open(path)))
 def engine(name, batch):
     text = open(os.path.join(out, f"engine-{name}-b{batch}.txt")).read()
@@ -150,7 +155,7 @@ def engine(name, batch):
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"## Issue-4 matrix ({precision.upper()}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 print(f"- machine: {cpu}, {os.cpu_count()} cores; {threads} threads for the server and the engine; {pinning}")
-print(f"- command: deploy/bench/perf_matrix.sh --threads {threads} --seconds {seconds}"
+print(f"- command: deploy/bench/perf_matrix.sh --threads {threads} --seconds {seconds} --warmup {warmup}"
       + (" --fp32" if precision == "fp32" else ""))
 print()
 print("| model | load | inferences/s | p50 ms | p99 ms | server queue ms | server compute ms/batch | rows/batch | server CPU cores |")
