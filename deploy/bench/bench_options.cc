@@ -21,8 +21,9 @@ absl::StatusOr<std::vector<int64_t>> ParseIntList(absl::string_view flag, absl::
   for (absl::string_view part : absl::StrSplit(text, ',')) {
     int64_t v;
     if (!absl::SimpleAtoi(part, &v) || v < 1 || v > 100000) {
-      return Invalid(flag, absl::StrCat("expected integers in [1, 100000] separated by commas, got '",
-                                        text, "'"));
+      return Invalid(
+          flag,
+          absl::StrCat("expected integers in [1, 100000] separated by commas, got '", text, "'"));
     }
     out.push_back(v);
   }
@@ -87,8 +88,9 @@ absl::Status BenchOptions::Validate() const {
   if (version < 0) return Invalid("version", "must be >= 0 (0 = latest)");
   if (batch < 1) return Invalid("batch", "must be >= 1");
   if (!inputs.empty() && batch != 1) {
-    return Invalid("batch", "applies to random inputs only; the .npy files given with --input "
-                            "carry their own batch dimension");
+    return Invalid("batch",
+                   "applies to random inputs only; the .npy files given with --input "
+                   "carry their own batch dimension");
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {

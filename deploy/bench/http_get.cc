@@ -76,8 +76,7 @@ absl::StatusOr<std::string> HttpGet(const HttpUrl& url, absl::Duration timeout) 
     return absl::UnavailableError(absl::StrCat("GET ", UrlText(url), ": not an HTTP reply"));
   }
   if (!absl::StrContains(status_line, " 200")) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("GET ", UrlText(url), ": ", status_line));
+    return absl::FailedPreconditionError(absl::StrCat("GET ", UrlText(url), ": ", status_line));
   }
   return reply.substr(header_end + 4);
 }

@@ -35,10 +35,9 @@ void LoadRunner::Send(Phase* phase) {
   call->sent = Clock::now();
   call->context.set_deadline(std::chrono::system_clock::now() +
                              absl::ToChronoMicroseconds(options_.timeout));
-  stub_->async()->Predict(&call->context, &request_, &call->response,
-                          [this, phase, call](grpc::Status status) {
-                            OnAnswer(phase, call, status);
-                          });
+  stub_->async()->Predict(
+      &call->context, &request_, &call->response,
+      [this, phase, call](grpc::Status status) { OnAnswer(phase, call, status); });
 }
 
 void LoadRunner::OnAnswer(Phase* phase, Call* call, const grpc::Status& status) {
@@ -52,8 +51,8 @@ void LoadRunner::OnAnswer(Phase* phase, Call* call, const grpc::Status& status) 
       ++phase->result.ok;
       phase->result.ok_latencies.push_back(seconds);
     } else {
-      ++phase->result.errors[absl::StatusCodeToString(
-          static_cast<absl::StatusCode>(status.error_code()))];
+      ++phase->result
+            .errors[absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))];
     }
   }
   // Closed loop: this answer's slot sends the next call until the phase stops.

@@ -69,8 +69,10 @@ std::vector<std::string> FoldRepeatedInputs(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--input" || arg == "-input") {
-      if (i + 1 < argc) inputs.push_back(argv[++i]);
-      else args.push_back(arg);  // absl reports the missing value
+      if (i + 1 < argc)
+        inputs.push_back(argv[++i]);
+      else
+        args.push_back(arg);  // absl reports the missing value
     } else if (absl::StartsWith(arg, "--input=") || absl::StartsWith(arg, "-input=")) {
       inputs.push_back(arg.substr(arg.find('=') + 1));
     } else {
@@ -113,8 +115,8 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
 }
 
 std::string StatusText(const grpc::Status& s) {
-  return absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
-                      ": ", s.error_message());
+  return absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ",
+                      s.error_message());
 }
 
 absl::StatusOr<MetricsSnapshot> Scrape(const HttpUrl& url) {
@@ -153,8 +155,8 @@ int Run(const BenchOptions& o) {
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc::Status s = stub->GetModelMetadata(&context, meta_request, &meta);
     if (!s.ok()) {
-      return Fail(kRunError, absl::StrCat("GetModelMetadata(", o.model, ") failed: ",
-                                          StatusText(s)));
+      return Fail(kRunError,
+                  absl::StrCat("GetModelMetadata(", o.model, ") failed: ", StatusText(s)));
     }
   }
   const int64_t version = meta.model_spec().version().value();
@@ -225,8 +227,10 @@ int Run(const BenchOptions& o) {
     r.model = o.model;
     r.version = version;
     r.open_loop = open_loop;
-    if (open_loop) r.request_rate = o.request_rate[i];
-    else r.concurrency = o.concurrency[i];
+    if (open_loop)
+      r.request_rate = o.request_rate[i];
+    else
+      r.concurrency = o.concurrency[i];
     r.batch = rows;
     r.warmup_s = o.warmup_seconds;
     r.window_s = o.seconds;

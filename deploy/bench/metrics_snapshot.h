@@ -38,9 +38,8 @@ class MetricsSnapshot {
   // Each distinct value of `label` among the samples called `name` that match, with the
   // difference of their sums (e.g. requests by code).
   static std::map<std::string, double> DeltaBy(const MetricsSnapshot& before,
-                                               const MetricsSnapshot& after,
-                                               absl::string_view name, const std::string& label,
-                                               const Labels& match = {});
+                                               const MetricsSnapshot& after, absl::string_view name,
+                                               const std::string& label, const Labels& match = {});
 
   const std::vector<Sample>& samples() const { return samples_; }
 

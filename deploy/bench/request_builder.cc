@@ -72,9 +72,9 @@ absl::StatusOr<tensorflow::serving::PredictRequest> BuildRandomRequest(
       int64_t d = info.tensor_shape().dim(i).size();
       if (d < 0 && i == 0) d = batch;
       if (d < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "input '", name, "' has an unknown dimension ", i,
-            " (not the batch); give the input with --input ", name, "=FILE.npy"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", name, "' has an unknown dimension ", i,
+                         " (not the batch); give the input with --input ", name, "=FILE.npy"));
       }
       shape.push_back(d);
     }
@@ -84,12 +84,24 @@ absl::StatusOr<tensorflow::serving::PredictRequest> BuildRandomRequest(
     std::uniform_int_distribution<int> small(0, 10);
     for (int64_t i = 0; i < n; ++i) {
       switch (*dtype) {
-        case DType::kF32: t.data_as<float>()[i] = unit(rng); break;
-        case DType::kU8: t.data_as<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
-        case DType::kS8: t.data_as<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
-        case DType::kS32: t.data_as<int32_t>()[i] = small(rng); break;
-        case DType::kS64: t.data_as<int64_t>()[i] = small(rng); break;
-        case DType::kBool: t.data_as<bool>()[i] = small(rng) % 2 == 0; break;
+        case DType::kF32:
+          t.data_as<float>()[i] = unit(rng);
+          break;
+        case DType::kU8:
+          t.data_as<uint8_t>()[i] = static_cast<uint8_t>(small(rng));
+          break;
+        case DType::kS8:
+          t.data_as<int8_t>()[i] = static_cast<int8_t>(small(rng));
+          break;
+        case DType::kS32:
+          t.data_as<int32_t>()[i] = small(rng);
+          break;
+        case DType::kS64:
+          t.data_as<int64_t>()[i] = small(rng);
+          break;
+        case DType::kBool:
+          t.data_as<bool>()[i] = small(rng) % 2 == 0;
+          break;
       }
     }
     SetTensor(t, info.dtype(), &(*request.mutable_inputs())[name]);
@@ -107,18 +119,18 @@ absl::StatusOr<tensorflow::serving::PredictRequest> BuildNpyRequest(
       std::vector<std::string> known;
       for (const auto& [n, info] : signature.inputs()) known.push_back(n);
       std::sort(known.begin(), known.end());
-      return absl::InvalidArgumentError(absl::StrCat("--input ", name, ": the model has no input '",
-                                                     name, "' (inputs: ",
-                                                     absl::StrJoin(known, ", "), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--input ", name, ": the model has no input '", name,
+                       "' (inputs: ", absl::StrJoin(known, ", "), ")"));
     }
     absl::StatusOr<DType> dtype = CoreType(it->second.dtype(), name);
     if (!dtype.ok()) return dtype.status();
     absl::StatusOr<Tensor> tensor = ReadNpy(path);
     if (!tensor.ok()) return tensor.status();
     if (tensor->dtype() != *dtype) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--input ", name, ": ", path, " holds ", DTypeName(tensor->dtype()),
-          " but the model expects ", DTypeName(*dtype)));
+      return absl::InvalidArgumentError(absl::StrCat("--input ", name, ": ", path, " holds ",
+                                                     DTypeName(tensor->dtype()),
+                                                     " but the model expects ", DTypeName(*dtype)));
     }
     SetTensor(*tensor, it->second.dtype(), &(*request.mutable_inputs())[name]);
   }

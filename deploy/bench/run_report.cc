@@ -41,8 +41,7 @@ LatencySummary Summarize(std::vector<double> latencies) {
 }
 
 ServerWindow ComputeServerWindow(const MetricsSnapshot& before, const MetricsSnapshot& after,
-                                 const std::string& model, int64_t version,
-                                 double scrape_seconds) {
+                                 const std::string& model, int64_t version, double scrape_seconds) {
   const Labels match = {{"model", model}, {"version", std::to_string(version)}};
   auto delta = [&](const char* name) { return MetricsSnapshot::Delta(before, after, name, match); };
   ServerWindow w;
@@ -52,13 +51,13 @@ ServerWindow ComputeServerWindow(const MetricsSnapshot& before, const MetricsSna
   w.inferences = delta("octet_inferences_total");
   w.latency_mean_s = Ratio(delta("octet_request_latency_seconds_sum"),
                            delta("octet_request_latency_seconds_count"));
-  w.queue_mean_s = Ratio(delta("octet_queue_latency_seconds_sum"),
-                         delta("octet_queue_latency_seconds_count"));
+  w.queue_mean_s =
+      Ratio(delta("octet_queue_latency_seconds_sum"), delta("octet_queue_latency_seconds_count"));
   w.batches = delta("octet_compute_latency_seconds_count");
   w.compute_mean_s = Ratio(delta("octet_compute_latency_seconds_sum"), w.batches);
   w.mean_batch_rows = Ratio(delta("octet_batch_size_sum"), delta("octet_batch_size_count"));
-  w.cpu_cores = Ratio(MetricsSnapshot::Delta(before, after, "process_cpu_seconds_total"),
-                      scrape_seconds);
+  w.cpu_cores =
+      Ratio(MetricsSnapshot::Delta(before, after, "process_cpu_seconds_total"), scrape_seconds);
   w.rss_bytes = after.Sum("process_resident_memory_bytes");
   return w;
 }
@@ -81,30 +80,29 @@ std::string CsvHeader() {
 std::string CsvRow(const RunReport& r) {
   std::vector<std::string> codes;
   for (const auto& [code, count] : r.error_codes) codes.push_back(absl::StrCat(code, ":", count));
-  std::vector<std::string> f = {
-      r.timestamp_utc,
-      r.target,
-      r.model,
-      absl::StrCat(r.version),
-      r.open_loop ? "rate" : "concurrency",
-      r.open_loop ? "" : absl::StrCat(r.concurrency),
-      r.open_loop ? absl::StrFormat("%g", r.request_rate) : "",
-      absl::StrCat(r.batch),
-      absl::StrFormat("%g", r.warmup_s),
-      absl::StrFormat("%g", r.window_s),
-      absl::StrFormat("%.3f", r.elapsed_s),
-      absl::StrCat(r.ok + r.errors()),
-      absl::StrCat(r.ok),
-      absl::StrCat(r.errors()),
-      absl::StrJoin(codes, ";"),
-      absl::StrCat(r.late_sends),
-      absl::StrFormat("%.2f", r.throughput_rps()),
-      absl::StrFormat("%.2f", r.inferences_per_s()),
-      Ms(r.latency.mean),
-      Ms(r.latency.p50),
-      Ms(r.latency.p90),
-      Ms(r.latency.p99),
-      Ms(r.latency.max)};
+  std::vector<std::string> f = {r.timestamp_utc,
+                                r.target,
+                                r.model,
+                                absl::StrCat(r.version),
+                                r.open_loop ? "rate" : "concurrency",
+                                r.open_loop ? "" : absl::StrCat(r.concurrency),
+                                r.open_loop ? absl::StrFormat("%g", r.request_rate) : "",
+                                absl::StrCat(r.batch),
+                                absl::StrFormat("%g", r.warmup_s),
+                                absl::StrFormat("%g", r.window_s),
+                                absl::StrFormat("%.3f", r.elapsed_s),
+                                absl::StrCat(r.ok + r.errors()),
+                                absl::StrCat(r.ok),
+                                absl::StrCat(r.errors()),
+                                absl::StrJoin(codes, ";"),
+                                absl::StrCat(r.late_sends),
+                                absl::StrFormat("%.2f", r.throughput_rps()),
+                                absl::StrFormat("%.2f", r.inferences_per_s()),
+                                Ms(r.latency.mean),
+                                Ms(r.latency.p50),
+                                Ms(r.latency.p90),
+                                Ms(r.latency.p99),
+                                Ms(r.latency.max)};
   if (r.server.has_value()) {
     const ServerWindow& s = *r.server;
     for (std::string v :
@@ -140,8 +138,8 @@ std::string HumanSummary(const RunReport& r) {
   absl::StrAppendFormat(&s, "  throughput  %.1f req/s, %.1f inferences/s\n", r.throughput_rps(),
                         r.inferences_per_s());
   absl::StrAppendFormat(&s, "  latency     mean %s ms, p50 %s, p90 %s, p99 %s, max %s ms\n",
-                        Ms(r.latency.mean), Ms(r.latency.p50), Ms(r.latency.p90),
-                        Ms(r.latency.p99), Ms(r.latency.max));
+                        Ms(r.latency.mean), Ms(r.latency.p50), Ms(r.latency.p90), Ms(r.latency.p99),
+                        Ms(r.latency.max));
   if (!r.error_codes.empty()) {
     std::vector<std::string> codes;
     for (const auto& [code, n] : r.error_codes) codes.push_back(absl::StrCat(code, " ", n));
@@ -174,8 +172,7 @@ absl::Status AppendCsv(const std::string& path, const std::vector<RunReport>& ro
   }
   if (!first_line.empty() && first_line != CsvHeader()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "--csv ", path, " exists with other columns; give a new file (header: ", CsvHeader(),
-        ")"));
+        "--csv ", path, " exists with other columns; give a new file (header: ", CsvHeader(), ")"));
   }
   std::ofstream out(path, std::ios::app);
   if (first_line.empty()) out << CsvHeader() << "\n";

@@ -64,8 +64,7 @@ struct ServerWindow {
 };
 // `scrape_seconds` is the time between the two scrapes. The {model, version} series only.
 ServerWindow ComputeServerWindow(const MetricsSnapshot& before, const MetricsSnapshot& after,
-                                 const std::string& model, int64_t version,
-                                 double scrape_seconds);
+                                 const std::string& model, int64_t version, double scrape_seconds);
 
 struct RunReport {
   std::string timestamp_utc;

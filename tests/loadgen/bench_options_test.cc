@@ -36,7 +36,10 @@ TEST(BenchOptionsTest, EachBadFieldIsNamed) {
       {[](BenchOptions& o) { o.warmup_seconds = -1; }, "--warmup_seconds"},
       {[](BenchOptions& o) { o.timeout_ms = 0; }, "--timeout_ms"},
       {[](BenchOptions& o) { o.metrics_url = "127.0.0.1:8502/metrics"; }, "--metrics_url"},
-      {[](BenchOptions& o) { o.inputs = {{"x", "a.npy"}, {"x", "b.npy"}}; }, "given twice"},
+      {[](BenchOptions& o) {
+         o.inputs = {{"x", "a.npy"}, {"x", "b.npy"}};
+       },
+       "given twice"},
       {[](BenchOptions& o) {
          o.inputs = {{"x", "a.npy"}};
          o.batch = 8;

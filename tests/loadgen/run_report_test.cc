@@ -39,28 +39,23 @@ MetricsSnapshot Snap(const std::string& text) {
 TEST(ServerWindowTest, QueueAndComputeFromHistogramDeltas) {
   const std::string l = "{model=\"m\",version=\"2\"";
   MetricsSnapshot before = Snap(
-      "octet_requests_total" + l + ",code=\"OK\"} 10\n" +
-      "octet_inferences_total" + l + "} 80\n" +
-      "octet_request_latency_seconds_sum" + l + "} 1\n" +
-      "octet_request_latency_seconds_count" + l + "} 10\n" +
-      "octet_queue_latency_seconds_sum" + l + "} 0.5\n" +
-      "octet_queue_latency_seconds_count" + l + "} 10\n" +
-      "octet_compute_latency_seconds_sum" + l + "} 0.2\n" +
-      "octet_compute_latency_seconds_count" + l + "} 4\n" +
-      "octet_batch_size_sum" + l + "} 80\n" + "octet_batch_size_count" + l + "} 4\n" +
+      "octet_requests_total" + l + ",code=\"OK\"} 10\n" + "octet_inferences_total" + l + "} 80\n" +
+      "octet_request_latency_seconds_sum" + l + "} 1\n" + "octet_request_latency_seconds_count" +
+      l + "} 10\n" + "octet_queue_latency_seconds_sum" + l + "} 0.5\n" +
+      "octet_queue_latency_seconds_count" + l + "} 10\n" + "octet_compute_latency_seconds_sum" + l +
+      "} 0.2\n" + "octet_compute_latency_seconds_count" + l + "} 4\n" + "octet_batch_size_sum" + l +
+      "} 80\n" + "octet_batch_size_count" + l + "} 4\n" +
       "process_cpu_seconds_total 100\nprocess_resident_memory_bytes 1000\n");
   MetricsSnapshot after = Snap(
-      "octet_requests_total" + l + ",code=\"OK\"} 30\n" +
-      "octet_requests_total" + l + ",code=\"UNAVAILABLE\"} 2\n" +
+      "octet_requests_total" + l + ",code=\"OK\"} 30\n" + "octet_requests_total" + l +
+      ",code=\"UNAVAILABLE\"} 2\n" +
       "octet_requests_total{model=\"x\",version=\"2\",code=\"OK\"} 99\n" +
-      "octet_inferences_total" + l + "} 240\n" +
-      "octet_request_latency_seconds_sum" + l + "} 1.44\n" +
-      "octet_request_latency_seconds_count" + l + "} 32\n" +
-      "octet_queue_latency_seconds_sum" + l + "} 0.72\n" +
-      "octet_queue_latency_seconds_count" + l + "} 32\n" +
-      "octet_compute_latency_seconds_sum" + l + "} 0.28\n" +
-      "octet_compute_latency_seconds_count" + l + "} 8\n" +
-      "octet_batch_size_sum" + l + "} 240\n" + "octet_batch_size_count" + l + "} 8\n" +
+      "octet_inferences_total" + l + "} 240\n" + "octet_request_latency_seconds_sum" + l +
+      "} 1.44\n" + "octet_request_latency_seconds_count" + l + "} 32\n" +
+      "octet_queue_latency_seconds_sum" + l + "} 0.72\n" + "octet_queue_latency_seconds_count" + l +
+      "} 32\n" + "octet_compute_latency_seconds_sum" + l + "} 0.28\n" +
+      "octet_compute_latency_seconds_count" + l + "} 8\n" + "octet_batch_size_sum" + l + "} 240\n" +
+      "octet_batch_size_count" + l + "} 8\n" +
       "process_cpu_seconds_total 103\nprocess_resident_memory_bytes 2048\n");
   ServerWindow w = ComputeServerWindow(before, after, "m", 2, 2.0);
   EXPECT_EQ(w.requests, 22);
@@ -93,9 +88,7 @@ RunReport Example() {
   return r;
 }
 
-std::vector<std::string> Fields(const std::string& line) {
-  return absl::StrSplit(line, ',');
-}
+std::vector<std::string> Fields(const std::string& line) { return absl::StrSplit(line, ','); }
 
 TEST(CsvTest, RowMatchesTheHeader) {
   RunReport r = Example();
