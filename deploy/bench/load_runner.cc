@@ -30,7 +30,7 @@ LoadRunner::LoadRunner(const Options& options,
 
 LoadRunner::~LoadRunner() = default;
 
-void LoadRunner::Send(Phase* phase) {
+void LoadRunner::Send(const std::shared_ptr<Phase>& phase) {
   auto* call = new Call;
   call->sent = Clock::now();
   call->context.set_deadline(std::chrono::system_clock::now() +
@@ -40,7 +40,8 @@ void LoadRunner::Send(Phase* phase) {
       [this, phase, call](grpc::Status status) { OnAnswer(phase, call, status); });
 }
 
-void LoadRunner::OnAnswer(Phase* phase, Call* call, const grpc::Status& status) {
+void LoadRunner::OnAnswer(const std::shared_ptr<Phase>& phase, Call* call,
+                          const grpc::Status& status) {
   const Clock::time_point now = Clock::now();
   const double seconds = std::chrono::duration<double>(now - call->sent).count();
   delete call;
@@ -64,37 +65,38 @@ void LoadRunner::OnAnswer(Phase* phase, Call* call, const grpc::Status& status) 
   --phase->outstanding;
 }
 
-PhaseResult LoadRunner::Finish(Phase* phase) {
-  absl::MutexLock lock(&phase->mu);
-  phase->mu.Await(absl::Condition(
-      +[](int64_t* outstanding) { return *outstanding == 0; }, &phase->outstanding));
-  PhaseResult result = std::move(phase->result);
+PhaseResult LoadRunner::Finish(Phase& phase) {
+  absl::MutexLock lock(&phase.mu);
+  phase.mu.Await(absl::Condition(
+      +[](int64_t* outstanding) { return *outstanding == 0; }, &phase.outstanding));
+  PhaseResult result = std::move(phase.result);
   result.elapsed_seconds =
-      std::max(0.0, std::chrono::duration<double>(phase->last_answer - phase->start).count());
+      std::max(0.0, std::chrono::duration<double>(phase.last_answer - phase.start).count());
   return result;
 }
 
 PhaseResult LoadRunner::RunClosedLoop(int64_t concurrency, absl::Duration duration) {
-  Phase phase;
-  phase.closed_loop = true;
+  auto phase = std::make_shared<Phase>();
+  phase->closed_loop = true;
+  const Clock::time_point start = Clock::now();
   {
-    absl::MutexLock lock(&phase.mu);
-    phase.outstanding = concurrency;
-    phase.start = phase.last_answer = Clock::now();
+    absl::MutexLock lock(&phase->mu);
+    phase->outstanding = concurrency;
+    phase->start = phase->last_answer = start;
   }
-  for (int64_t i = 0; i < concurrency; ++i) Send(&phase);
-  std::this_thread::sleep_until(phase.start + absl::ToChronoNanoseconds(duration));
-  phase.stop.store(true, std::memory_order_release);
-  return Finish(&phase);
+  for (int64_t i = 0; i < concurrency; ++i) Send(phase);
+  std::this_thread::sleep_until(start + absl::ToChronoNanoseconds(duration));
+  phase->stop.store(true, std::memory_order_release);
+  return Finish(*phase);
 }
 
 PhaseResult LoadRunner::RunOpenLoop(double requests_per_second, absl::Duration duration,
                                     uint64_t seed) {
-  Phase phase;
+  auto phase = std::make_shared<Phase>();
   const Clock::time_point start = Clock::now();
   {
-    absl::MutexLock lock(&phase.mu);
-    phase.start = phase.last_answer = start;
+    absl::MutexLock lock(&phase->mu);
+    phase->start = phase->last_answer = start;
   }
   const Clock::time_point end = start + absl::ToChronoNanoseconds(duration);
   std::mt19937_64 rng(seed);
@@ -107,12 +109,12 @@ PhaseResult LoadRunner::RunOpenLoop(double requests_per_second, absl::Duration d
     std::this_thread::sleep_until(next);
     if (Clock::now() - next > std::chrono::milliseconds(1)) ++late;
     {
-      absl::MutexLock lock(&phase.mu);
-      ++phase.outstanding;
+      absl::MutexLock lock(&phase->mu);
+      ++phase->outstanding;
     }
-    Send(&phase);
+    Send(phase);
   }
-  PhaseResult result = Finish(&phase);
+  PhaseResult result = Finish(*phase);
   result.late_sends = late;
   return result;
 }

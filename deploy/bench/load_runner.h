@@ -59,9 +59,11 @@ class LoadRunner {
   struct Call;
   struct Phase;
 
-  void Send(Phase* phase);
-  void OnAnswer(Phase* phase, Call* call, const grpc::Status& status);
-  PhaseResult Finish(Phase* phase);
+  // Calls hold the phase too: the last answer may still be unlocking its mutex when Finish()
+  // returns.
+  void Send(const std::shared_ptr<Phase>& phase);
+  void OnAnswer(const std::shared_ptr<Phase>& phase, Call* call, const grpc::Status& status);
+  PhaseResult Finish(Phase& phase);
 
   const Options options_;
   std::unique_ptr<tensorflow::serving::PredictionService::Stub> stub_;

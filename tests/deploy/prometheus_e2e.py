@@ -7,7 +7,11 @@ Passes when:
   - promtool accepts the alert rules and the generated Prometheus config;
   - Prometheus loads the alert rules and evaluates each of them without error;
   - every expression parses (the API answers "success");
-  - every dashboard panel query, every template-variable query and the adapter query return data.
+  - every dashboard panel query, every template-variable query and the adapter query return data,
+    with the variables at "All" and at values picked from what the variables offer;
+  - every alert expression without its threshold selects data (except cAdvisor's container_*
+    series, absent outside Kubernetes), and OctetModelLoadFailed fires for the broken model;
+  - health is NOT_SERVING while a model of the repository cannot load, and SIGTERM exits 0.
 
 Everything binds 127.0.0.1 on free ports; the run is bounded (load --load-seconds per model) and
 cleans up after itself. The server's model repository is a copy of deploy/models plus one broken
@@ -17,7 +21,7 @@ Usage:
   prometheus_e2e.py --server build/release/server/octet-server
                     --bench build/release/deploy/bench/octet-bench
                     [--prometheus /usr/bin/prometheus] [--promtool /usr/bin/promtool]
-                    [--models deploy/models] [--load-seconds 15] [--keep]
+                    [--models deploy/models] [--load-seconds 8] [--keep]
 octet-bench's command line is --bench-args (a template; {target} {model} {seconds} are filled in).
 """
 import argparse
