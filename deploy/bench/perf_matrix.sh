@@ -14,7 +14,8 @@
 # runs are pinned to the first THREADS cores and octet-bench to the others.
 #
 # Usage: deploy/bench/perf_matrix.sh [--build DIR] [--threads T] [--seconds S] [--warmup W]
-#                                    [--out DIR] [--fp32]
+#                                    [--out DIR] [--fp32] [--octet PATH]
+# --octet: the `octet` binary to quantize and run the engine with (default BUILD/core/octet).
 # Warm-up (default 10 s) precedes each octet-bench run: every distinct batch size compiles its
 # own plan on first use, and those compilations must not land in the measured window.
 # Needs: a release build (server, octet, octet-bench) and the fixtures
@@ -28,6 +29,7 @@ SECONDS_PER_RUN=10
 WARMUP=10
 OUT=""
 PRECISION=int8
+OCTET=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) BUILD=$2; shift 2 ;;
@@ -36,13 +38,14 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --fp32) PRECISION=fp32; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --octet) OCTET=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "perf_matrix: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 OUT=${OUT:-$(mktemp -d /tmp/octet-perf-matrix-XXXXXX)}
 mkdir -p "$OUT"
-OCTET=$BUILD/core/octet
+OCTET=${OCTET:-$BUILD/core/octet}
 SERVER=$BUILD/server/octet-server
 BENCH=$BUILD/deploy/bench/octet-bench
 PY=/usr/bin/python3
@@ -112,9 +115,13 @@ METRICS_PORT=$(free_port)
   --drain_grace_seconds=5 >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 600); do
+# SERVING once every model loaded; a model that fails to load never gets there: stop at once.
+for _ in $(seq 1 120); do
   if $PY deploy/grpc_health.py "127.0.0.1:$GRPC_PORT" >/dev/null 2>&1; then break; fi
   kill -0 "$SERVER_PID" 2>/dev/null || die "octet-server exited; see $OUT/server.log"
+  if grep -q "failed to load" "$OUT/server.log"; then
+    die "a model failed to load: $(grep -m1 'failed to load' "$OUT/server.log")"
+  fi
   sleep 0.5
 done
 $PY deploy/grpc_health.py "127.0.0.1:$GRPC_PORT" >/dev/null || die "octet-server not SERVING; see $OUT/server.log"
