@@ -7,7 +7,11 @@ Passes when:
   - promtool accepts the alert rules and the generated Prometheus config;
   - Prometheus loads the alert rules and evaluates each of them without error;
   - every expression parses (the API answers "success");
-  - every dashboard panel query, every template-variable query and the adapter query return data.
+  - every dashboard panel query, every template-variable query and the adapter query return data,
+    with the variables at "All" and at values picked from what the variables offer;
+  - every alert expression without its threshold selects data (except cAdvisor's container_*
+    series, absent outside Kubernetes), and OctetModelLoadFailed fires for the broken model;
+  - health is NOT_SERVING while a model of the repository cannot load, and SIGTERM exits 0.
 
 Everything binds 127.0.0.1 on free ports; the run is bounded (load --load-seconds per model) and
 cleans up after itself. The server's model repository is a copy of deploy/models plus one broken
@@ -17,12 +21,13 @@ Usage:
   prometheus_e2e.py --server build/release/server/octet-server
                     --bench build/release/deploy/bench/octet-bench
                     [--prometheus /usr/bin/prometheus] [--promtool /usr/bin/promtool]
-                    [--models deploy/models] [--load-seconds 15] [--keep]
+                    [--models deploy/models] [--load-seconds 8] [--keep]
 octet-bench's command line is --bench-args (a template; {target} {model} {seconds} are filled in).
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -42,7 +47,8 @@ import grpc_health  # noqa: E402  deploy/grpc_health.py
 import promql_exprs as px  # noqa: E402
 
 MODELS = ("fashion_mlp", "fashion_cnn")
-DEFAULT_BENCH_ARGS = "--target={target} --model={model} --concurrency=2 --duration_seconds={seconds}"
+DEFAULT_BENCH_ARGS = ("--target={target} --model={model} --concurrency=2 --warmup_seconds=0 "
+                      "--seconds={seconds}")
 SCRAPE_SECONDS = 1
 
 
@@ -141,7 +147,7 @@ def main():
     ap.add_argument("--prometheus", default="/usr/bin/prometheus")
     ap.add_argument("--promtool", default="/usr/bin/promtool")
     ap.add_argument("--models", default=str(px.REPO / "deploy/models"))
-    ap.add_argument("--load-seconds", type=int, default=15)
+    ap.add_argument("--load-seconds", type=int, default=8)
     ap.add_argument("--bench-args", default=DEFAULT_BENCH_ARGS)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, TSDB)")
     args = ap.parse_args()
@@ -165,9 +171,18 @@ def main():
              "--cost_per_core_hour=0.05", "--cost_per_gib_hour=0.01"],
             stdout=open(server_log, "w"), stderr=subprocess.STDOUT, env=env)
         procs.append(server)
-        wait_for("octet-server health SERVING",
-                 lambda: grpc_health.check(target)[0] == "SERVING", 60, server, server_log)
-        res.ok(f"octet-server SERVING on {target}, metrics on 127.0.0.1:{metrics_port}")
+        # Health is SERVING only when every model of the repository serves, so with the broken
+        # model it stays NOT_SERVING; readiness of the demo models is read from /metrics.
+        def demo_models_loaded():
+            text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                          timeout=2).read().decode()
+            return all(f'octet_model_loaded{{model="{m}",version="1"}} 1' in text for m in MODELS)
+        wait_for("the demo models loaded", demo_models_loaded, 60, server, server_log)
+        res.ok(f"octet-server serves {', '.join(MODELS)} on {target}, "
+               f"metrics on 127.0.0.1:{metrics_port}")
+        status = grpc_health.check(target)[0]
+        (res.ok if status == "NOT_SERVING" else res.fail)(
+            f"health {status} while broken_model cannot load (NOT_SERVING expected)")
 
         # --- Prometheus ----------------------------------------------------------------------
         rules = tmp / "alerts.yml"
@@ -226,6 +241,11 @@ scrape_configs:
                 res.ok(f"20 malformed Predict requests to {model} answered INVALID_ARGUMENT")
             else:
                 res.fail(f"malformed Predict requests to {model} answered {codes}")
+        # Requests for the model that failed to load: UNAVAILABLE, a server-side error the
+        # error-ratio alert counts, so its expression has data to select.
+        codes = send_bad_requests(target, "broken_model", 5)
+        (res.ok if codes.get("UNAVAILABLE") == 5 else res.fail)(
+            f"5 Predict requests to broken_model answered {codes} (UNAVAILABLE expected)")
         load_end = time.time()
         # Let Prometheus scrape the final counters and evaluate the rules a few times.
         time.sleep(4 * SCRAPE_SECONDS)
@@ -245,6 +265,36 @@ scrape_configs:
                 res.fail(f"dashboard {where}: returns no data\n        {expr}")
             else:
                 res.ok(f"dashboard {where}: {len(result)} series")
+        # The variables as a user picks them: job and version single values, model a
+        # multi-select (Grafana formats it as a regex alternation). Each value must be one the
+        # variable's own query offers.
+        offered = {}
+        for where, raw, kind in px.dashboard_queries():
+            if kind == "variable":
+                name = where.split('"')[1]
+                expr = px.grafana_substitute(raw, **subst)
+                label = {"job": "job", "model": "model", "version": "version"}[name]
+                offered[name] = {r["metric"].get(label) for r in prom_query(base, expr, at)[1]}
+        picked = {"job": "octet", "model": "(" + "|".join(sorted(MODELS)) + ")", "version": "1"}
+        for name, value in (("job", "octet"), ("version", "1")) + tuple(("model", m) for m in MODELS):
+            (res.ok if value in offered.get(name, set()) else res.fail)(
+                f'variable "{name}" offers {value!r} (offers {sorted(offered.get(name, set()))})')
+        for where, raw, kind in px.dashboard_queries():
+            if kind != "panel":
+                continue
+            expr = raw
+            for name, value in picked.items():
+                expr = expr.replace("${" + name + "}", value).replace("$" + name, value)
+            expr = px.grafana_substitute(expr, **subst)
+            status, result = prom_query(base, expr, at)
+            # Load failures exist only for broken_model, which is not picked: no data is right.
+            may_be_empty = "load_failures" in expr
+            if status != "success":
+                res.fail(f"dashboard {where} with {picked}: does not evaluate: {result}")
+            elif not result and not may_be_empty:
+                res.fail(f"dashboard {where} with {picked}: returns no data\n        {expr}")
+            else:
+                res.ok(f"dashboard {where} with picked variables: {len(result)} series")
         for where, expr in px.adapter_queries(matchers='namespace="e2e",pod=~"octet-e2e-.*"'):
             status, result = prom_query(base, expr, at)
             if status != "success" or not result:
@@ -257,6 +307,19 @@ scrape_configs:
                 res.fail(f"alert {name}: does not evaluate: {result}")
             else:
                 res.ok(f"alert {name}: evaluates ({len(result)} series would be pending/firing)")
+            # Without its threshold the expression must select data, or a misspelt metric or
+            # label would leave the alert silently unable to fire. cAdvisor's container_* series
+            # do not exist outside Kubernetes.
+            inner = re.sub(r"\s*(>|<|==|!=|>=|<=)\s*[0-9.]+\s*$", "", expr.strip())
+            if "container_" in inner:
+                res.ok(f"alert {name}: data check skipped (cAdvisor metrics)")
+                continue
+            status, result = prom_query(base, inner, at)
+            if status != "success" or not result:
+                res.fail(f"alert {name} without its threshold selects no data: "
+                         f"{result if status != 'success' else 'empty'}\n        {inner}")
+            else:
+                res.ok(f"alert {name} without its threshold: {len(result)} series")
 
         # --- the rules as Prometheus loaded them --------------------------------------------
         loaded = {}
@@ -271,6 +334,14 @@ scrape_configs:
                 res.fail(f"alert {name} fails in Prometheus: {rule.get('lastError')}")
             else:
                 res.ok(f"alert {name} loaded, health {rule.get('health')}")
+
+        # broken_model failed at start-up (its counter series appeared at 1): the load-failure
+        # alert must fire for it.
+        status, result = prom_query(
+            base, 'ALERTS{alertname="OctetModelLoadFailed",alertstate="firing",'
+                  'model="broken_model"}', time.time())
+        (res.ok if status == "success" and result else res.fail)(
+            f"OctetModelLoadFailed firing for broken_model ({status}, {result})")
 
         # --- drain ---------------------------------------------------------------------------
         server.send_signal(signal.SIGTERM)
