@@ -23,6 +23,9 @@ ABSL_FLAG(std::string, model_repository, "/models",
           "Directory of <model>/config.pbtxt and <model>/<version>/model.onnx.");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC and metrics servers listen on.");
 ABSL_FLAG(int, grpc_port, 8500, "gRPC port (Predict, GetModelMetadata, GetModelStatus, health).");
+ABSL_FLAG(int, health_port, -1,
+          "Extra plaintext port serving only grpc.health.v1.Health, for probes that cannot use "
+          "TLS (Kubernetes gRPC probes); -1 = none, 0 = pick a free one.");
 ABSL_FLAG(int, metrics_port, 8502, "Prometheus /metrics port; -1 disables it.");
 ABSL_FLAG(int, poll_interval_seconds, 5, "How often the model repository is rescanned.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent, in bytes.");
@@ -43,6 +46,7 @@ namespace {
 constexpr const char* kFlagNames[] = {"model_repository",
                                       "host",
                                       "grpc_port",
+                                      "health_port",
                                       "metrics_port",
                                       "poll_interval_seconds",
                                       "max_message_bytes",
@@ -94,6 +98,7 @@ int main(int argc, char** argv) {
   options.host = absl::GetFlag(FLAGS_host);
   options.grpc_port = absl::GetFlag(FLAGS_grpc_port);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.health_port = absl::GetFlag(FLAGS_health_port);
   options.poll_interval = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_poll_interval_seconds)));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);

@@ -1,13 +1,17 @@
 #include "server/server.h"
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "prometheus/exposer.h"
@@ -23,6 +27,16 @@ namespace {
 // Names under which health is reported (besides "" for the whole server).
 constexpr const char* kHealthServiceNames[] = {"tensorflow.serving.PredictionService",
                                                "tensorflow.serving.ModelService"};
+
+// Drops every server builder plugin (the reflection plugin is registered process-wide), so the
+// health-only port serves grpc.health.v1.Health and nothing else.
+class NoPluginsOption : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->clear();
+  }
+};
 
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
   std::ifstream in(path);
@@ -125,34 +139,53 @@ absl::StatusOr<std::unique_ptr<OctetServer>> OctetServer::Start(const Options& o
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.host, ":", options.grpc_port));
   }
+  if (options.health_port >= 0) {
+    // Plaintext on purpose: kubelet gRPC probes cannot do TLS. It reveals only SERVING or not.
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(absl::StrCat(options.host, ":", options.health_port),
+                                    grpc::InsecureServerCredentials(), &s->health_port_);
+    health_builder.SetOption(std::make_unique<NoPluginsOption>());
+    s->health_server_ = health_builder.BuildAndStart();
+    if (s->health_server_ == nullptr || s->health_port_ <= 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options.host, ":", options.health_port, " (health)"));
+    }
+  }
   s->UpdateHealth();  // NOT_SERVING until the first poll has loaded every model
   s->repository_->Poll();
   s->repository_->StartPolling(options.poll_interval);
   LogInfo(absl::StrCat(
       "serving gRPC on ", options.host, ":", s->grpc_port_,
       options.tls_cert_file.empty() ? "" : " (TLS)",
-      s->metrics_port_ >= 0 ? absl::StrCat(", metrics on :", s->metrics_port_, "/metrics") : ""));
+      s->metrics_port_ >= 0 ? absl::StrCat(", metrics on :", s->metrics_port_, "/metrics") : "",
+      s->health_server_ != nullptr ? absl::StrCat(", health on :", s->health_port_) : ""));
   return s;
 }
 
 void OctetServer::UpdateHealth() {
   if (server_ == nullptr) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
   const bool serving =
       !gate_->draining() && repository_ != nullptr && repository_->AllModelsReady();
-  health->SetServingStatus("", serving);
-  for (const char* name : kHealthServiceNames) health->SetServingStatus(name, serving);
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    grpc::HealthCheckServiceInterface* health =
+        server != nullptr ? server->GetHealthCheckService() : nullptr;
+    if (health == nullptr) continue;
+    health->SetServingStatus("", serving);
+    for (const char* name : kHealthServiceNames) health->SetServingStatus(name, serving);
+  }
 }
 
 bool OctetServer::Drain(absl::Duration grace) {
   if (drained_) return true;
   drained_ = true;
   const absl::Time deadline = absl::Now() + grace;
-  LogInfo("draining: health NOT_SERVING, refusing new requests");
   gate_->StartDraining();
-  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
-    health->Shutdown();  // every service NOT_SERVING, for good
+  LogInfo(absl::StrCat("draining: health NOT_SERVING, refusing new requests, answering the ",
+                       gate_->in_flight(), " in flight"));
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    grpc::HealthCheckServiceInterface* health =
+        server != nullptr ? server->GetHealthCheckService() : nullptr;
+    if (health != nullptr) health->Shutdown();  // every service NOT_SERVING, for good
   }
   const bool idle = gate_->WaitIdle(deadline);
   if (!idle) {
@@ -161,6 +194,7 @@ bool OctetServer::Drain(absl::Duration grace) {
   }
   // Requests admitted are answered; stop the listener (and cancel whatever is left).
   server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now() + absl::Milliseconds(100))));
+  if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   repository_->Stop(absl::ZeroDuration());
   LogInfo("drained");
   return idle;

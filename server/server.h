@@ -33,6 +33,9 @@ class OctetServer {
     std::string host = "0.0.0.0";
     // gRPC port; 0 = pick a free one (see grpc_port()).
     int grpc_port = 8500;
+    // Extra plaintext port that serves only grpc.health.v1.Health (no reflection, no models), for
+    // probes that cannot speak TLS (Kubernetes gRPC probes). -1 = none; 0 = pick a free one.
+    int health_port = -1;
     // Prometheus /metrics port; 0 = pick a free one; -1 = no metrics endpoint.
     int metrics_port = 8502;
     // How often the repository is rescanned.
@@ -64,6 +67,8 @@ class OctetServer {
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  // The plaintext health-only port, or -1.
+  int health_port() const { return health_port_; }
   ModelRepository& repository() { return *repository_; }
   Metrics& metrics() { return *metrics_; }
   int cpu_budget() const { return cpu_budget_; }
@@ -76,6 +81,7 @@ class OctetServer {
   int cpu_budget_ = 1;
   int grpc_port_ = 0;
   int metrics_port_ = -1;
+  int health_port_ = -1;
   bool drained_ = false;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
@@ -84,6 +90,7 @@ class OctetServer {
   std::unique_ptr<PredictionServiceImpl> prediction_service_;
   std::unique_ptr<ModelServiceImpl> model_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // --health_port; null without it
 };
 
 }  // namespace octet::server
