@@ -91,6 +91,7 @@ absl::StatusOr<std::unique_ptr<OctetServer>> OctetServer::Start(const Options& o
     LogInfo(absl::StrCat("CPU budget: ", budget.description));
   }
 
+  s->cpu_slots_ = std::make_unique<CpuSlots>(s->cpu_budget_);
   Metrics::Options metrics_options;
   metrics_options.cost = options.cost;
   s->metrics_ = std::make_unique<Metrics>(metrics_options);
@@ -114,6 +115,7 @@ absl::StatusOr<std::unique_ptr<OctetServer>> OctetServer::Start(const Options& o
   repo_options.loader = options.loader ? options.loader : OctetModelLoader();
   repo_options.metrics = s->metrics_.get();
   repo_options.cpu_budget = s->cpu_budget_;
+  repo_options.cpu_slots = s->cpu_slots_.get();
   OctetServer* self = s.get();
   repo_options.after_poll = [self] { self->UpdateHealth(); };
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =

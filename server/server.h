@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
+#include "server/cpu_slots.h"
 #include "server/metrics.h"
 #include "server/model_repository.h"
 #include "server/request_gate.h"
@@ -72,6 +73,8 @@ class OctetServer {
   ModelRepository& repository() { return *repository_; }
   Metrics& metrics() { return *metrics_; }
   int cpu_budget() const { return cpu_budget_; }
+  // The budget's run-time slots shared by every model (cpu_slots.h).
+  CpuSlots& cpu_slots() { return *cpu_slots_; }
 
  private:
   OctetServer() = default;
@@ -83,6 +86,7 @@ class OctetServer {
   int metrics_port_ = -1;
   int health_port_ = -1;
   bool drained_ = false;
+  std::unique_ptr<CpuSlots> cpu_slots_;  // outlives the repository's versions
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<RequestGate> gate_;
