@@ -335,10 +335,11 @@ bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
       absl::MutexLock lock(&mu_);
       ModelState& state = models_[name];
       state.failed_stamp[version] = stamp;
-      // A version that is still serving (with an older config) keeps its AVAILABLE status.
-      if (!state.serving.count(version)) {
-        state.status[version] = VersionStatus{version, ModelVersionStatus::END, loaded.status()};
-      }
+      // A version that is still serving (older config or model file) is AVAILABLE again.
+      state.status[version] =
+          state.serving.count(version)
+              ? VersionStatus{version, ModelVersionStatus::AVAILABLE, {}}
+              : VersionStatus{version, ModelVersionStatus::END, loaded.status()};
     }
     return false;
   }

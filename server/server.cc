@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
 #include "grpcpp/impl/server_builder_plugin.h"
@@ -35,6 +36,24 @@ class NoPluginsOption : public grpc::ServerBuilderOption {
   void UpdateArguments(grpc::ChannelArguments*) override {}
   void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
     plugins->clear();
+  }
+};
+
+// Answers every method of the health-only port other than health itself. It is also what makes
+// that server valid: gRPC refuses to start a server whose only service is the default health
+// service (it runs on a non-polling queue), and a callback service gives it a polled one.
+class HealthPortOtherMethods : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Reactor : public grpc::ServerGenericBidiReactor {
+     public:
+      Reactor() {
+        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                            "the health port serves only grpc.health.v1.Health"));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Reactor;
   }
 };
 
@@ -147,6 +166,8 @@ absl::StatusOr<std::unique_ptr<OctetServer>> OctetServer::Start(const Options& o
     health_builder.AddListeningPort(absl::StrCat(options.host, ":", options.health_port),
                                     grpc::InsecureServerCredentials(), &s->health_port_);
     health_builder.SetOption(std::make_unique<NoPluginsOption>());
+    s->health_other_methods_ = std::make_unique<HealthPortOtherMethods>();
+    health_builder.RegisterCallbackGenericService(s->health_other_methods_.get());
     s->health_server_ = health_builder.BuildAndStart();
     if (s->health_server_ == nullptr || s->health_port_ <= 0) {
       return absl::UnavailableError(

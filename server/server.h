@@ -16,6 +16,10 @@
 #include "server/request_gate.h"
 #include "server/servable.h"
 
+namespace grpc {
+class CallbackGenericService;
+}
+
 namespace prometheus {
 class Exposer;
 }
@@ -94,6 +98,7 @@ class OctetServer {
   std::unique_ptr<PredictionServiceImpl> prediction_service_;
   std::unique_ptr<ModelServiceImpl> model_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::CallbackGenericService> health_other_methods_;
   std::unique_ptr<grpc::Server> health_server_;  // --health_port; null without it
 };
 

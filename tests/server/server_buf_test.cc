@@ -22,18 +22,22 @@ using ::testing::HasSubstr;
 
 struct CommandResult {
   int exit_code = -1;
-  std::string output;  // stdout and stderr
+  std::string output;  // stdout
+  std::string errors;  // stderr
+  std::string all() const { return output + errors; }
 };
 
-CommandResult RunCommand(const std::string& command) {
+// Runs `command` with sh; stderr goes through `stderr_file`.
+CommandResult RunCommand(const std::string& command, const fs::path& stderr_file) {
   CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen((command + " 2>'" + stderr_file.string() + "'").c_str(), "r");
   if (pipe == nullptr) return result;
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) result.output.append(buf, n);
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.errors = testing::ReadWholeFile(stderr_file);
   return result;
 }
 
@@ -59,7 +63,8 @@ class ServerBufTest : public ::testing::Test {
                                    "/buf-cache' '", OCTET_BUF_PATH,
                                    "' curl --protocol grpc --http2-prior-knowledge ",
                                    "--connect-timeout 30 ", args, " http://127.0.0.1:",
-                                   port ? port : server_.grpc_port(), path));
+                                   port ? port : server_.grpc_port(), path),
+                      dir_ / "buf.stderr");
   }
 
   fs::path dir_;
@@ -68,13 +73,13 @@ class ServerBufTest : public ::testing::Test {
 
 TEST_F(ServerBufTest, ListsServicesAndMethodsThroughReflection) {
   CommandResult services = Curl("--list-services");
-  ASSERT_EQ(services.exit_code, 0) << services.output;
+  ASSERT_EQ(services.exit_code, 0) << services.all();
   EXPECT_THAT(services.output, HasSubstr("tensorflow.serving.PredictionService"));
   EXPECT_THAT(services.output, HasSubstr("tensorflow.serving.ModelService"));
   EXPECT_THAT(services.output, HasSubstr("grpc.health.v1.Health"));
 
   CommandResult methods = Curl("--list-methods");
-  ASSERT_EQ(methods.exit_code, 0) << methods.output;
+  ASSERT_EQ(methods.exit_code, 0) << methods.all();
   for (const char* method :
        {"tensorflow.serving.PredictionService/Predict",
         "tensorflow.serving.PredictionService/GetModelMetadata",
@@ -85,14 +90,14 @@ TEST_F(ServerBufTest, ListsServicesAndMethodsThroughReflection) {
 
 TEST_F(ServerBufTest, CallsHealthAndGetModelMetadataWithoutProtoFiles) {
   CommandResult health = Curl("-d '{\"service\": \"\"}'", "/grpc.health.v1.Health/Check");
-  ASSERT_EQ(health.exit_code, 0) << health.output;
+  ASSERT_EQ(health.exit_code, 0) << health.all();
   EXPECT_THAT(health.output, HasSubstr("\"SERVING\""));
 
   const std::string request_json =
       R"({"modelSpec": {"name": "fashion_mlp"}, "metadataField": ["signature_def"]})";
   CommandResult metadata = Curl(absl::StrCat("-d '", request_json, "'"),
                                 "/tensorflow.serving.PredictionService/GetModelMetadata");
-  ASSERT_EQ(metadata.exit_code, 0) << metadata.output;
+  ASSERT_EQ(metadata.exit_code, 0) << metadata.all();
   // The Any holding the signature was resolved through reflection too.
   EXPECT_THAT(metadata.output, HasSubstr("type.googleapis.com/tensorflow.serving.SignatureDefMap"));
 
@@ -116,8 +121,8 @@ TEST_F(ServerBufTest, CallsHealthAndGetModelMetadataWithoutProtoFiles) {
 TEST_F(ServerBufTest, HealthPortOffersNoReflection) {
   ASSERT_GT(server_.health_port(), 0);
   CommandResult services = Curl("--list-services", "", server_.health_port());
-  EXPECT_NE(services.exit_code, 0) << services.output;
-  EXPECT_THAT(services.output, ::testing::Not(HasSubstr("tensorflow.serving")));
+  EXPECT_NE(services.exit_code, 0) << services.all();
+  EXPECT_THAT(services.all(), ::testing::Not(HasSubstr("tensorflow.serving")));
 }
 
 }  // namespace
