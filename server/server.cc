@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/generic/async_generic_service.h"
@@ -215,8 +217,19 @@ bool OctetServer::Drain(absl::Duration grace) {
     LogWarning(
         absl::StrCat(gate_->in_flight(), " requests still in flight after the grace period"));
   }
-  // Requests admitted are answered; stop the listener (and cancel whatever is left).
-  server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now() + absl::Milliseconds(100))));
+  // Keep refusing until the clients stop trying (see Options::drain_quiet_period).
+  const absl::Time idle_at = absl::Now();
+  while (true) {
+    const absl::Time now = absl::Now();
+    const absl::Time quiet_from = std::max(idle_at, gate_->last_drain_refusal());
+    if (now - quiet_from >= options_.drain_quiet_period || now >= deadline) break;
+    absl::SleepFor(std::min(quiet_from + options_.drain_quiet_period, deadline) - now);
+  }
+  // Requests admitted are answered; stop the listener. What is left are answers still being
+  // written and long-lived streams (health Watch), which would otherwise hold the exit for the
+  // whole grace period: give them a moment, then cancel them.
+  server_->Shutdown(absl::ToChronoTime(
+      std::max(std::min(deadline, absl::Now() + absl::Seconds(2)), absl::Now() + absl::Milliseconds(100))));
   if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   repository_->Stop(absl::ZeroDuration());
   LogInfo("drained");

@@ -53,6 +53,11 @@ class OctetServer {
     std::string tls_key_file;
     std::string tls_ca_file;
     CostRates cost;
+    // Drain: once the last accepted request is answered, new ones keep being refused UNAVAILABLE
+    // until none has come for this long (bounded by the grace period), and only then does the
+    // listener close. Clients still sending thus get a clear refusal instead of a call cancelled
+    // by the closing connection.
+    absl::Duration drain_quiet_period = absl::Seconds(1);
     // CPUs to plan workers x threads within; 0 = read cgroup quota and affinity.
     int cpu_budget = 0;
     // How versions are loaded; empty = the Octet engine (model.onnx).
