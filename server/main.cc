@@ -29,6 +29,9 @@ ABSL_FLAG(int, health_port, -1,
 ABSL_FLAG(int, metrics_port, 8502, "Prometheus /metrics port; -1 disables it.");
 ABSL_FLAG(int, poll_interval_seconds, 5, "How often the model repository is rescanned.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent, in bytes.");
+ABSL_FLAG(int, max_concurrent_streams, 1024,
+          "Requests one client connection may have open at once (more wait at the client); "
+          "bounds the server's memory under overload. 0 = no limit.");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate; enables TLS with the key.");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
 ABSL_FLAG(std::string, tls_ca_file, "",
@@ -50,6 +53,7 @@ constexpr const char* kFlagNames[] = {"model_repository",
                                       "metrics_port",
                                       "poll_interval_seconds",
                                       "max_message_bytes",
+                                      "max_concurrent_streams",
                                       "tls_cert_file",
                                       "tls_key_file",
                                       "tls_ca_file",
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
   options.health_port = absl::GetFlag(FLAGS_health_port);
   options.poll_interval = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_poll_interval_seconds)));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);

@@ -155,6 +155,9 @@ absl::StatusOr<std::unique_ptr<OctetServer>> OctetServer::Start(const Options& o
                            &s->grpc_port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  if (options.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
   builder.RegisterService(s->prediction_service_.get());
   builder.RegisterService(s->model_service_.get());
   s->server_ = builder.BuildAndStart();

@@ -47,6 +47,11 @@ class OctetServer {
     absl::Duration poll_interval = absl::Seconds(5);
     // Largest gRPC message accepted or sent, in bytes.
     int max_message_bytes = 64 << 20;
+    // Requests (HTTP/2 streams) one client connection may have open at once; further ones wait
+    // at the client. Bounds what the server holds beyond its batching queues when it cannot even
+    // refuse as fast as requests arrive (overload on saturated CPUs). 0 = gRPC's default (no
+    // limit).
+    int max_concurrent_streams = 1024;
     // PEM files. With cert and key the port uses TLS; with a CA too, Predict/metadata/status
     // require a client certificate signed by it (health stays open for probes).
     std::string tls_cert_file;
