@@ -46,20 +46,13 @@ ABSL_FLAG(int, cpu_budget, 0,
 
 namespace {
 
-constexpr const char* kFlagNames[] = {"model_repository",
-                                      "host",
-                                      "grpc_port",
-                                      "health_port",
-                                      "metrics_port",
-                                      "poll_interval_seconds",
-                                      "max_message_bytes",
-                                      "max_concurrent_streams",
-                                      "tls_cert_file",
-                                      "tls_key_file",
-                                      "tls_ca_file",
-                                      "drain_grace_seconds",
-                                      "cost_per_core_hour",
-                                      "cost_per_gib_hour",
+constexpr const char* kFlagNames[] = {"model_repository",   "host",
+                                      "grpc_port",          "health_port",
+                                      "metrics_port",       "poll_interval_seconds",
+                                      "max_message_bytes",  "max_concurrent_streams",
+                                      "tls_cert_file",      "tls_key_file",
+                                      "tls_ca_file",        "drain_grace_seconds",
+                                      "cost_per_core_hour", "cost_per_gib_hour",
                                       "cpu_budget"};
 
 // Applies OCTET_<NAME> environment variables as flag values; command-line parsing runs after

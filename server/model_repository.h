@@ -120,8 +120,7 @@ class ModelRepository {
   void PollModel(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
   // Loads `version` of `name`; publishes it on success, records the failure otherwise.
   bool LoadVersion(const std::string& name, int64_t version, const config::ModelConfig& config,
-                   const std::string& stamp)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
+                   const std::string& stamp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
   void Retire(std::shared_ptr<LoadedVersion> version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
   // Unloads retired versions nobody holds anymore (all of them, waiting, when `wait_until` is
   // in the future).

@@ -231,8 +231,8 @@ bool OctetServer::Drain(absl::Duration grace) {
   // Requests admitted are answered; stop the listener. What is left are answers still being
   // written and long-lived streams (health Watch), which would otherwise hold the exit for the
   // whole grace period: give them a moment, then cancel them.
-  server_->Shutdown(absl::ToChronoTime(
-      std::max(std::min(deadline, absl::Now() + absl::Seconds(2)), absl::Now() + absl::Milliseconds(100))));
+  server_->Shutdown(absl::ToChronoTime(std::max(std::min(deadline, absl::Now() + absl::Seconds(2)),
+                                                absl::Now() + absl::Milliseconds(100))));
   if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   repository_->Stop(absl::ZeroDuration());
   LogInfo("drained");

@@ -7,10 +7,9 @@
 #include <thread>
 #include <vector>
 
-#include "server/cpu_slots.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/cpu_slots.h"
 
 namespace octet::server {
 namespace {

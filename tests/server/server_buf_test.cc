@@ -17,8 +17,8 @@ namespace octet::server {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::ServerProcess;
 using ::testing::HasSubstr;
+using testing::ServerProcess;
 
 struct CommandResult {
   int exit_code = -1;
@@ -59,12 +59,12 @@ class ServerBufTest : public ::testing::Test {
   // buf curl over plaintext HTTP/2 (gRPC) to http://127.0.0.1:`port``path` (port 0 = the gRPC
   // port); a private HOME and cache so nothing outside the test directory is touched.
   CommandResult Curl(const std::string& args, const std::string& path = "", int port = 0) {
-    return RunCommand(absl::StrCat("HOME='", dir_.string(), "' BUF_CACHE_DIR='", dir_.string(),
-                                   "/buf-cache' '", OCTET_BUF_PATH,
-                                   "' curl --protocol grpc --http2-prior-knowledge ",
-                                   "--connect-timeout 30 ", args, " http://127.0.0.1:",
-                                   port ? port : server_.grpc_port(), path),
-                      dir_ / "buf.stderr");
+    return RunCommand(
+        absl::StrCat("HOME='", dir_.string(), "' BUF_CACHE_DIR='", dir_.string(), "/buf-cache' '",
+                     OCTET_BUF_PATH, "' curl --protocol grpc --http2-prior-knowledge ",
+                     "--connect-timeout 30 ", args,
+                     " http://127.0.0.1:", port ? port : server_.grpc_port(), path),
+        dir_ / "buf.stderr");
   }
 
   fs::path dir_;

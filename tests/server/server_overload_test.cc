@@ -23,14 +23,14 @@ using tensorflow::serving::PredictRequest;
 using tensorflow::serving::PredictResponse;
 using testing::ServerProcess;
 
-constexpr int64_t kRows = 8;                  // rows per request
-constexpr int64_t kMaxBatchSize = 32;         // rows
-constexpr int64_t kMaxQueueSize = 128;        // rows
-constexpr int64_t kRowBytes = 784 * 4;        // one float image
+constexpr int64_t kRows = 8;            // rows per request
+constexpr int64_t kMaxBatchSize = 32;   // rows
+constexpr int64_t kMaxQueueSize = 128;  // rows
+constexpr int64_t kRowBytes = 784 * 4;  // one float image
 constexpr absl::Duration kProbe = absl::Seconds(3);
 constexpr absl::Duration kOverload = absl::Seconds(20);
 constexpr double kLoadFactor = 3.0;
-constexpr int kMaxOutstanding = 4096;         // protects the client, not the server
+constexpr int kMaxOutstanding = 4096;       // protects the client, not the server
 constexpr int kMaxConcurrentStreams = 128;  // --max_concurrent_streams (one client connection)
 // Memory the server may add over its warm baseline: the queue and the batch being executed, each
 // held in a few copies (request message, validated tensor, batch input, outputs); the requests
@@ -75,29 +75,28 @@ class Client {
     auto* pending = new Pending;
     pending->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
     counts->outstanding.fetch_add(1);
-    stub_->async()->Predict(&pending->context, &request, &pending->response,
-                            [pending, want, counts](grpc::Status st) {
-                              if (st.ok()) {
-                                counts->ok.fetch_add(1);
-                                if (!testing::SameLogits(testing::Logits(pending->response),
-                                                         *want)) {
-                                  counts->wrong.fetch_add(1);
-                                }
-                              } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
-                                counts->unavailable.fetch_add(1);
-                                if (st.error_message().find("queue full") != std::string::npos) {
-                                  counts->queue_full.fetch_add(1);
-                                }
-                              } else if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-                                counts->deadline.fetch_add(1);
-                              } else {
-                                counts->other.fetch_add(1);
-                                absl::MutexLock lock(&counts->mu);
-                                counts->other_message = st.error_message();
-                              }
-                              delete pending;
-                              counts->outstanding.fetch_sub(1);
-                            });
+    stub_->async()->Predict(
+        &pending->context, &request, &pending->response, [pending, want, counts](grpc::Status st) {
+          if (st.ok()) {
+            counts->ok.fetch_add(1);
+            if (!testing::SameLogits(testing::Logits(pending->response), *want)) {
+              counts->wrong.fetch_add(1);
+            }
+          } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+            counts->unavailable.fetch_add(1);
+            if (st.error_message().find("queue full") != std::string::npos) {
+              counts->queue_full.fetch_add(1);
+            }
+          } else if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+            counts->deadline.fetch_add(1);
+          } else {
+            counts->other.fetch_add(1);
+            absl::MutexLock lock(&counts->mu);
+            counts->other_message = st.error_message();
+          }
+          delete pending;
+          counts->outstanding.fetch_sub(1);
+        });
   }
 
  private:
@@ -111,11 +110,10 @@ absl::Duration Median(std::vector<absl::Duration> v) {
 
 TEST(ServerOverloadTest, ThreeTimesCapacityIsRefusedWithBoundedMemoryAndRecoversAtOnce) {
   const std::filesystem::path dir = testing::FreshTestDir("overload");
-  testing::CopyDemoModel(
-      "fashion_cnn", dir / "models",
-      absl::StrCat("batching { max_batch_size: ", kMaxBatchSize,
-                   " max_queue_delay_micros: 1000 max_queue_size: ", kMaxQueueSize,
-                   " }\nnum_workers: 1\n"));
+  testing::CopyDemoModel("fashion_cnn", dir / "models",
+                         absl::StrCat("batching { max_batch_size: ", kMaxBatchSize,
+                                      " max_queue_delay_micros: 1000 max_queue_size: ",
+                                      kMaxQueueSize, " }\nnum_workers: 1\n"));
   ServerProcess server;
   ServerProcess::Options options;
   options.model_repository = dir / "models";
@@ -261,7 +259,8 @@ TEST(ServerOverloadTest, ThreeTimesCapacityIsRefusedWithBoundedMemoryAndRecovers
   // bound: a backlog would cost seconds).
   const std::string metrics = testing::HttpGet(server.metrics_port(), "/metrics");
   EXPECT_EQ(MetricValue(metrics, "octet_queue_depth{model=\"fashion_cnn\",version=\"1\"}"), 0);
-  EXPECT_EQ(MetricValue(metrics, "octet_inflight_requests{model=\"fashion_cnn\",version=\"1\"}"), 0);
+  EXPECT_EQ(MetricValue(metrics, "octet_inflight_requests{model=\"fashion_cnn\",version=\"1\"}"),
+            0);
   const absl::Duration recovered_latency = Median(sequential_latencies(20));
   EXPECT_LE(recovered_latency, 10 * idle_latency + absl::Milliseconds(250))
       << "idle " << idle_latency << ", after the overload " << recovered_latency;
@@ -272,9 +271,9 @@ TEST(ServerOverloadTest, ThreeTimesCapacityIsRefusedWithBoundedMemoryAndRecovers
   // The server counted what the client saw.
   const std::string after = testing::HttpGet(server.metrics_port(), "/metrics");
   if (counts.deadline.load() == 0) {
-    EXPECT_EQ(MetricValue(after,
-                          "octet_requests_total{code=\"OK\",model=\"fashion_cnn\",version=\"1\"}"),
-              static_cast<double>(client_ok + counts.ok.load()));
+    EXPECT_EQ(
+        MetricValue(after, "octet_requests_total{code=\"OK\",model=\"fashion_cnn\",version=\"1\"}"),
+        static_cast<double>(client_ok + counts.ok.load()));
     EXPECT_EQ(MetricValue(
                   after,
                   "octet_requests_total{code=\"UNAVAILABLE\",model=\"fashion_cnn\",version=\"1\"}"),

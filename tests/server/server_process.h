@@ -50,7 +50,8 @@ inline void WriteWholeFile(const std::filesystem::path& path, const std::string&
 // The source tree (ctest sets OCTET_SOURCE_DIR).
 inline std::filesystem::path SourceDir() {
   const char* dir = std::getenv("OCTET_SOURCE_DIR");
-  return dir != nullptr ? std::filesystem::path(dir) : std::filesystem::path(OCTET_SOURCE_DIR_DEFAULT);
+  return dir != nullptr ? std::filesystem::path(dir)
+                        : std::filesystem::path(OCTET_SOURCE_DIR_DEFAULT);
 }
 
 // A fresh directory under the test temp dir, named after the running test.
@@ -147,13 +148,13 @@ class ServerProcess {
     options_ = options;
     log_path_ = options.model_repository.parent_path() /
                 absl::StrCat(options.model_repository.filename().string(), ".server.log");
-    std::vector<std::string> args = {OCTET_SERVER_PATH,
-                                     absl::StrCat("--model_repository=",
-                                                  options.model_repository.string()),
-                                     "--host=127.0.0.1",
-                                     "--grpc_port=0",
-                                     absl::StrCat("--metrics_port=", options.metrics ? 0 : -1),
-                                     "--poll_interval_seconds=3600"};
+    std::vector<std::string> args = {
+        OCTET_SERVER_PATH,
+        absl::StrCat("--model_repository=", options.model_repository.string()),
+        "--host=127.0.0.1",
+        "--grpc_port=0",
+        absl::StrCat("--metrics_port=", options.metrics ? 0 : -1),
+        "--poll_interval_seconds=3600"};
     if (options.health_port) args.push_back("--health_port=0");
     args.insert(args.end(), options.flags.begin(), options.flags.end());
     std::vector<char*> argv;

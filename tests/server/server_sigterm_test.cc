@@ -18,8 +18,8 @@ namespace {
 using grpc::health::v1::HealthCheckResponse;
 using tensorflow::serving::PredictRequest;
 using tensorflow::serving::PredictResponse;
-using testing::ServerProcess;
 using ::testing::HasSubstr;
+using testing::ServerProcess;
 
 constexpr int kGraceSeconds = 30;
 
@@ -27,7 +27,7 @@ constexpr int kGraceSeconds = 30;
 struct Outcome {
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string message;
-  bool correct = false;              // OK and equal to the reference logits
+  bool correct = false;  // OK and equal to the reference logits
 };
 
 // Messages of UNAVAILABLE that mean "never accepted": the server's own refusal while draining, or
@@ -88,7 +88,8 @@ TEST(ServerSigtermTest, DrainsAnsweringEveryAcceptedRequestAndExitsZero) {
     reader->Finish();
   });
   {
-    auto health_only = grpc::health::v1::Health::NewStub(server.InsecureChannel(server.health_port()));
+    auto health_only =
+        grpc::health::v1::Health::NewStub(server.InsecureChannel(server.health_port()));
     grpc::ClientContext context;
     grpc::health::v1::HealthCheckRequest check;
     HealthCheckResponse response;
@@ -157,7 +158,8 @@ TEST(ServerSigtermTest, DrainsAnsweringEveryAcceptedRequestAndExitsZero) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(log, m, std::regex("answering the ([0-9]+) in flight"))) << log;
   const int in_flight_at_drain = std::stoi(m[1]);
-  EXPECT_GT(in_flight_at_drain, 0) << "SIGTERM came with nothing in flight; the test proves nothing";
+  EXPECT_GT(in_flight_at_drain, 0)
+      << "SIGTERM came with nothing in flight; the test proves nothing";
   EXPECT_THAT(log, HasSubstr("drained"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr("still in flight after the grace period")));
   std::printf(

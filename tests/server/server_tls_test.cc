@@ -22,8 +22,8 @@ using testing::ServerProcess;
 void Run(const fs::path& dir, const std::string& command) {
   const std::string line =
       absl::StrCat("cd '", dir.string(), "' && ", command, " >>openssl.log 2>&1");
-  ASSERT_EQ(std::system(line.c_str()), 0)
-      << command << "\n" << testing::ReadWholeFile(dir / "openssl.log");
+  ASSERT_EQ(std::system(line.c_str()), 0) << command << "\n"
+                                          << testing::ReadWholeFile(dir / "openssl.log");
 }
 
 // A CA ("<name>-ca.crt/.key") and leaf certificates it signs, as PEM files in `dir`.
@@ -40,9 +40,8 @@ class TestPki {
                                          "[v3_ca]\nbasicConstraints = critical,CA:TRUE\n"
                                          "keyUsage = critical,keyCertSign,cRLSign\n"
                                          "subjectKeyIdentifier = hash\n"));
-    Run(dir_, absl::StrCat("openssl req -x509 -config ", name, "-ca.cnf -extensions v3_ca ",
-                           kEcKey, " -nodes -keyout ", name, "-ca.key -out ", name,
-                           "-ca.crt -days 2"));
+    Run(dir_, absl::StrCat("openssl req -x509 -config ", name, "-ca.cnf -extensions v3_ca ", kEcKey,
+                           " -nodes -keyout ", name, "-ca.key -out ", name, "-ca.crt -days 2"));
   }
   // `usage` is serverAuth (with localhost / 127.0.0.1 as names) or clientAuth.
   void MakeLeaf(const std::string& name, const std::string& ca, const std::string& usage) {
@@ -53,8 +52,8 @@ class TestPki {
     testing::WriteWholeFile(dir_ / (name + ".ext"), ext);
     Run(dir_, absl::StrCat("openssl req -new ", kEcKey, " -nodes -keyout ", name, ".key -out ",
                            name, ".csr -subj /CN=", name));
-    Run(dir_, absl::StrCat("openssl x509 -req -in ", name, ".csr -CA ", ca, "-ca.crt -CAkey ",
-                           ca, "-ca.key -set_serial ", ++serial_, " -days 2 -extfile ", name,
+    Run(dir_, absl::StrCat("openssl x509 -req -in ", name, ".csr -CA ", ca, "-ca.crt -CAkey ", ca,
+                           "-ca.key -set_serial ", ++serial_, " -days 2 -extfile ", name,
                            ".ext -out ", name, ".crt"));
   }
   std::string Path(const std::string& file) const { return (dir_ / file).string(); }
