@@ -23,6 +23,7 @@ if [ "$BUILD_ONLY" -eq 0 ]; then PACKAGES+=(
   prometheus curl ca-certificates unzip
   # deploy checks: PromQL/alert tooling, gRPC health client, runtime-image root
   python3-yaml python3-grpcio debootstrap
+  openssl  # server TLS tests make their CA and certificates at test time
 ); fi
 # Node.js (for the ONNX Runtime peer and the chart validation tools) only when absent:
 # the machine image may already carry a newer one that Debian's package would conflict with.

@@ -135,6 +135,8 @@ absl::Status LoadedVersion::Submit(std::shared_ptr<InferenceRequest> request) {
 }
 
 absl::Status LoadedVersion::ExecuteBatch(int worker, const Batch& batch) {
+  // Waiting for CPUs busy with other models' batches counts as queueing, not compute.
+  CpuSlots::Lease lease(options_.cpu_slots, pool_->threads_per_worker());
   const absl::Time start = clock_->Now();
   for (const BatchTask& task : batch.tasks) {
     metrics_->queue_latency.Observe(absl::ToDoubleSeconds(start - task.enqueue_time));

@@ -16,6 +16,7 @@
 #include "octet/model_config.pb.h"
 #include "server/batcher.h"
 #include "server/clock.h"
+#include "server/cpu_slots.h"
 #include "server/metrics.h"
 #include "server/servable.h"
 #include "server/worker_pool.h"
@@ -65,6 +66,9 @@ class LoadedVersion {
     int cpu_budget = 1;
     // Time source of the batcher; nullptr = RealClock(). Not owned.
     Clock* clock = nullptr;
+    // Run-time share of the CPU budget with the other versions: each batch holds one slot per
+    // intra-op thread while it runs. nullptr = not shared. Not owned.
+    CpuSlots* cpu_slots = nullptr;
   };
 
   // Builds the pool and batcher and warms every worker up. Fails with the reason (bad config,

@@ -23,9 +23,15 @@ ABSL_FLAG(std::string, model_repository, "/models",
           "Directory of <model>/config.pbtxt and <model>/<version>/model.onnx.");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC and metrics servers listen on.");
 ABSL_FLAG(int, grpc_port, 8500, "gRPC port (Predict, GetModelMetadata, GetModelStatus, health).");
+ABSL_FLAG(int, health_port, -1,
+          "Extra plaintext port serving only grpc.health.v1.Health, for probes that cannot use "
+          "TLS (Kubernetes gRPC probes); -1 = none, 0 = pick a free one.");
 ABSL_FLAG(int, metrics_port, 8502, "Prometheus /metrics port; -1 disables it.");
 ABSL_FLAG(int, poll_interval_seconds, 5, "How often the model repository is rescanned.");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent, in bytes.");
+ABSL_FLAG(int, max_concurrent_streams, 1024,
+          "Requests one client connection may have open at once (more wait at the client); "
+          "bounds the server's memory under overload. 0 = no limit.");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM server certificate; enables TLS with the key.");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
 ABSL_FLAG(std::string, tls_ca_file, "",
@@ -40,18 +46,13 @@ ABSL_FLAG(int, cpu_budget, 0,
 
 namespace {
 
-constexpr const char* kFlagNames[] = {"model_repository",
-                                      "host",
-                                      "grpc_port",
-                                      "metrics_port",
-                                      "poll_interval_seconds",
-                                      "max_message_bytes",
-                                      "tls_cert_file",
-                                      "tls_key_file",
-                                      "tls_ca_file",
-                                      "drain_grace_seconds",
-                                      "cost_per_core_hour",
-                                      "cost_per_gib_hour",
+constexpr const char* kFlagNames[] = {"model_repository",   "host",
+                                      "grpc_port",          "health_port",
+                                      "metrics_port",       "poll_interval_seconds",
+                                      "max_message_bytes",  "max_concurrent_streams",
+                                      "tls_cert_file",      "tls_key_file",
+                                      "tls_ca_file",        "drain_grace_seconds",
+                                      "cost_per_core_hour", "cost_per_gib_hour",
                                       "cpu_budget"};
 
 // Applies OCTET_<NAME> environment variables as flag values; command-line parsing runs after
@@ -94,8 +95,10 @@ int main(int argc, char** argv) {
   options.host = absl::GetFlag(FLAGS_host);
   options.grpc_port = absl::GetFlag(FLAGS_grpc_port);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.health_port = absl::GetFlag(FLAGS_health_port);
   options.poll_interval = absl::Seconds(std::max(1, absl::GetFlag(FLAGS_poll_interval_seconds)));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);

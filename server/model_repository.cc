@@ -1,5 +1,7 @@
 #include "server/model_repository.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -44,12 +46,14 @@ bool InsideRoot(const fs::path& path, const std::string& root) {
   return s.size() > root.size() && absl::StartsWith(s, root) && s[root.size()] == '/';
 }
 
-// What identifies a version's files: a changed stamp makes a failed version eligible again.
+// What a version was loaded from: its model file (inode, size, modification and change times)
+// and the config text. A serving version whose stamp changes is reloaded (a model.onnx replaced
+// in place, a new config); a failed version is retried only once its stamp changes.
 std::string Stamp(const fs::path& model_file, const std::string& config_text) {
-  std::error_code ec;
-  const auto size = fs::file_size(model_file, ec);
-  const auto mtime = fs::last_write_time(model_file, ec).time_since_epoch().count();
-  return absl::StrCat(size, ":", mtime, ":", std::hash<std::string>()(config_text));
+  struct stat st {};
+  if (::stat(model_file.c_str(), &st) != 0) return absl::StrCat("unreadable\n", config_text);
+  return absl::StrCat(st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec,
+                      ":", st.st_ctim.tv_sec, ".", st.st_ctim.tv_nsec, "\n", config_text);
 }
 
 absl::Status ValidateConfig(const config::ModelConfig& c) {
@@ -273,15 +277,15 @@ void ModelRepository::PollModel(const std::string& name) {
         candidates.push_back(v);
       }
       for (int64_t v : SelectVersions(config.version_policy(), candidates)) {
-        auto serving = state.serving_config.find(v);
+        auto serving = state.serving_stamp.find(v);
         const bool up_to_date =
-            serving != state.serving_config.end() && serving->second == config_text;
+            serving != state.serving_stamp.end() && serving->second == on_disk[v];
         needs_load[v] = !up_to_date && !failed_now(v);
       }
     }
     bool failed = false;
     for (const auto& [v, load] : needs_load) {
-      if (load && !LoadVersion(name, v, config, config_text, on_disk[v])) failed = true;
+      if (load && !LoadVersion(name, v, config, on_disk[v])) failed = true;
     }
     if (failed) continue;
     // Unpublish what the policy no longer selects.
@@ -295,7 +299,7 @@ void ModelRepository::PollModel(const std::string& name) {
           continue;
         }
         unpublished.push_back(it->second);
-        state.serving_config.erase(it->first);
+        state.serving_stamp.erase(it->first);
         it = state.serving.erase(it);
       }
     }
@@ -305,8 +309,7 @@ void ModelRepository::PollModel(const std::string& name) {
 }
 
 bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
-                                  const config::ModelConfig& config, const std::string& config_text,
-                                  const std::string& stamp) {
+                                  const config::ModelConfig& config, const std::string& stamp) {
   const std::string version_dir = absl::StrCat(canonical_root_, "/", name, "/", version);
   SetStatus(name, version, ModelVersionStatus::LOADING);
   LogInfo(absl::StrCat("loading model ", name, " version ", version));
@@ -321,6 +324,7 @@ bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
     options.config = config;
     options.cpu_budget = options_.cpu_budget;
     options.clock = options_.clock;
+    options.cpu_slots = options_.cpu_slots;
     return LoadedVersion::Create(options, std::move(servable).value(), metrics);
   }();
   if (!loaded.ok()) {
@@ -331,10 +335,11 @@ bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
       absl::MutexLock lock(&mu_);
       ModelState& state = models_[name];
       state.failed_stamp[version] = stamp;
-      // A version that is still serving (with an older config) keeps its AVAILABLE status.
-      if (!state.serving.count(version)) {
-        state.status[version] = VersionStatus{version, ModelVersionStatus::END, loaded.status()};
-      }
+      // A version that is still serving (older config or model file) is AVAILABLE again.
+      state.status[version] =
+          state.serving.count(version)
+              ? VersionStatus{version, ModelVersionStatus::AVAILABLE, {}}
+              : VersionStatus{version, ModelVersionStatus::END, loaded.status()};
     }
     return false;
   }
@@ -348,7 +353,7 @@ bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
     absl::MutexLock lock(&mu_);
     ModelState& state = models_[name];
     replaced = std::exchange(state.serving[version], published);
-    state.serving_config[version] = config_text;
+    state.serving_stamp[version] = stamp;
     state.failed_stamp.erase(version);
     state.status[version] = VersionStatus{version, ModelVersionStatus::AVAILABLE, {}};
   }
@@ -359,7 +364,8 @@ bool ModelRepository::LoadVersion(const std::string& name, int64_t version,
                        published->pool().threads_per_worker(), " threads, loaded in ",
                        absl::FormatDuration(absl::Now() - start), ")"));
   if (replaced != nullptr) {
-    // Same version, new config: the old instance drains without touching the new one's status.
+    // Same version, new config or model file: the old instance drains without touching the new
+    // one's status.
     retiring_.push_back(std::move(replaced));
   }
   return true;

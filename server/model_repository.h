@@ -5,7 +5,11 @@
 //
 // Poll() scans the tree: versions selected by the model's version policy are loaded (with the
 // injected ServableLoader), warmed up, and then published atomically; versions no longer selected
-// stop receiving requests, drain, and are unloaded once no request holds them. A load that fails
+// stop receiving requests, drain, and are unloaded once no request holds them. A serving version
+// whose model file changes (inode, size or times) or whose config.pbtxt changes is reloaded the
+// same way: the new instance is published once it loaded, the old one drains; if the new files
+// fail to load, the old instance keeps serving. Replace files atomically (write elsewhere, then
+// rename into place) so that a scan never reads a half-written model. A load that fails
 // (or a config.pbtxt that does not parse) is logged and counted in
 // octet_model_load_failures_total, and whatever was serving keeps serving; a failed version is
 // retried only when its files change. Model and version directory names are validated so that
@@ -67,6 +71,10 @@ class ModelRepository {
     int cpu_budget = 1;
     // Time source of the batchers; nullptr = RealClock(). Not owned.
     Clock* clock = nullptr;
+    // Shared by every version's batches so that all models together stay within cpu_budget
+    // threads at run time (cpu_slots.h). nullptr = each version alone fits the budget, the sum
+    // may not. Not owned.
+    CpuSlots* cpu_slots = nullptr;
     // Called at the end of every Poll() (e.g. to update health). Optional.
     std::function<void()> after_poll = nullptr;
   };
@@ -103,7 +111,7 @@ class ModelRepository {
     bool config_valid = false;
     std::string bad_config_text;  // last text that failed to parse (to log it once)
     std::map<int64_t, std::shared_ptr<LoadedVersion>> serving;
-    std::map<int64_t, std::string> serving_config;  // config text each version was loaded with
+    std::map<int64_t, std::string> serving_stamp;  // Stamp() each version was loaded with
     std::map<int64_t, VersionStatus> status;
     std::map<int64_t, std::string> failed_stamp;  // version -> files' stamp when the load failed
   };
@@ -112,8 +120,7 @@ class ModelRepository {
   void PollModel(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
   // Loads `version` of `name`; publishes it on success, records the failure otherwise.
   bool LoadVersion(const std::string& name, int64_t version, const config::ModelConfig& config,
-                   const std::string& config_text, const std::string& stamp)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
+                   const std::string& stamp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
   void Retire(std::shared_ptr<LoadedVersion> version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
   // Unloads retired versions nobody holds anymore (all of them, waiting, when `wait_until` is
   // in the future).

@@ -1,5 +1,7 @@
 #include "server/request_gate.h"
 
+#include "absl/time/clock.h"
+
 namespace octet::server {
 
 absl::Status RequestGate::Enter(const grpc::CallbackServerContext* context) {
@@ -10,7 +12,10 @@ absl::Status RequestGate::Enter(const grpc::CallbackServerContext* context) {
     }
   }
   absl::MutexLock lock(&mu_);
-  if (draining_) return absl::UnavailableError("the server is shutting down");
+  if (draining_) {
+    last_drain_refusal_ = absl::Now();
+    return absl::UnavailableError("the server is shutting down");
+  }
   ++in_flight_;
   return absl::OkStatus();
 }
@@ -34,6 +39,11 @@ bool RequestGate::WaitIdle(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
   return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
+
+absl::Time RequestGate::last_drain_refusal() const {
+  absl::MutexLock lock(&mu_);
+  return last_drain_refusal_;
 }
 
 int64_t RequestGate::in_flight() const {

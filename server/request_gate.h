@@ -27,6 +27,8 @@ class RequestGate {
   // Refuses every later Enter().
   void StartDraining();
   bool draining() const;
+  // When Enter() last refused a request for draining (InfinitePast if never).
+  absl::Time last_drain_refusal() const;
   // Waits until no admitted request is left or `deadline`; true if none is left.
   bool WaitIdle(absl::Time deadline);
   int64_t in_flight() const;
@@ -36,6 +38,7 @@ class RequestGate {
   mutable absl::Mutex mu_;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_drain_refusal_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace octet::server

@@ -39,6 +39,7 @@ profiles=(
   "all-features|all-features.yaml|PodDisruptionBudget,ServiceAccount,ConfigMap,Service,Deployment,HorizontalPodAutoscaler,ServiceMonitor|--assert Deployment:spec.template.spec.terminationGracePeriodSeconds=70 --assert HorizontalPodAutoscaler:spec.metrics.1.pods.metric.name=\"octet_queue_latency_p95_seconds\" --assert HorizontalPodAutoscaler:spec.metrics.1.pods.target.averageValue=\"15m\" --assert Deployment:spec.template.spec.initContainers.0.name=\"apply-model-configs\" --assert Service:spec.clusterIP=\"None\" --assert PodDisruptionBudget:spec.minAvailable=2 --assert ServiceMonitor:spec.endpoints.0.port=\"metrics\""
   "pvc|pvc.yaml|PodDisruptionBudget,ServiceAccount,PersistentVolumeClaim,Service,Deployment,HorizontalPodAutoscaler|--assert PersistentVolumeClaim:spec.resources.requests.storage=\"20Gi\" --assert Deployment:spec.template.spec.containers.0.volumeMounts.1.subPath=\"repository\""
   "pvc-existing|pvc-existing.yaml|Service,Deployment|--external shared-models --assert Deployment:spec.replicas=3 --assert Deployment:spec.template.spec.serviceAccountName=\"default\""
+  "tls|tls.yaml|PodDisruptionBudget,ServiceAccount,Service,Deployment,HorizontalPodAutoscaler|--assert Deployment:spec.template.spec.containers.0.readinessProbe.grpc.port=8503 --assert Deployment:spec.template.spec.volumes.1.secret.secretName=\"octet-tls\""
   "init-container|init-container.yaml|PodDisruptionBudget,ServiceAccount,ConfigMap,Service,Deployment,HorizontalPodAutoscaler|--assert Deployment:spec.template.spec.initContainers.0.name=\"fetch-models\" --assert Deployment:spec.template.spec.initContainers.1.name=\"apply-model-configs\""
 )
 for entry in "${profiles[@]}"; do
@@ -75,6 +76,7 @@ refuse "not supported with models.source=pvc" --set models.source=pvc --set mode
 refuse "terminationGraceMarginSeconds must be at least 1" --set lifecycle.terminationGraceMarginSeconds=0
 refuse "maxReplicas must be at least" --set autoscaling.minReplicas=5 --set autoscaling.maxReplicas=2
 refuse "not a usable model directory name" --set-string 'models.configs.\.\./etc=x'
+refuse "server.healthPort must differ" --set server.tls.secretName=octet-tls --set server.healthPort=8500
 
 echo "== deploy/k8s/octet.yaml is the default render"
 manifest="$repo/deploy/k8s/octet.yaml"

@@ -183,12 +183,19 @@ function chartErrors(docs, expectKinds) {
   for (const f of ["cost_per_core_hour", "cost_per_gib_hour"])
     if (!/^[0-9]+(\.[0-9]+)?$/.test(flag(server.args, f) || "")) err(`--${f}=${flag(server.args, f)} is not a plain decimal`);
 
-  // Probes: grpc.health.v1 on the gRPC (health) port, nothing else.
+  // Probes: grpc.health.v1 on the health port, nothing else. That is the gRPC port, or with TLS
+  // on the plaintext --health_port (kubelet gRPC probes cannot do TLS).
+  const tls = flag(server.args, "tls_cert_file") !== undefined;
+  const healthFlag = flag(server.args, "health_port");
+  if (tls && healthFlag === undefined) err("TLS is on (--tls_cert_file) but there is no --health_port for the plaintext probes");
+  if (healthFlag !== undefined && portOf("health") !== Number(healthFlag)) err(`container port "health" (${portOf("health")}) is not --health_port (${healthFlag})`);
+  const healthPort = healthFlag !== undefined ? Number(healthFlag) : grpcPort;
+  if (healthFlag !== undefined && [grpcPort, metricsPort].includes(healthPort)) err(`--health_port ${healthPort} collides with the gRPC or metrics port`);
   for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
     const p = server[probe];
     if (!p) { err(`octet-server has no ${probe}`); continue; }
     if (!p.grpc) err(`${probe} is not a grpc probe`);
-    else if (p.grpc.port !== grpcPort) err(`${probe} asks port ${p.grpc.port}, not the health port ${grpcPort}`);
+    else if (p.grpc.port !== healthPort) err(`${probe} asks port ${p.grpc.port}, not the health port ${healthPort}`);
     for (const other of ["httpGet", "tcpSocket", "exec"]) if (p[other]) err(`${probe} uses ${other}`);
   }
 
@@ -340,6 +347,7 @@ async function selfTest(docs) {
     "missing required field (container name)": (ds) => { delete server(ds).name; },
     "HTTP readiness probe": (ds) => { server(ds).readinessProbe = { httpGet: { path: "/", port: 8502 } }; },
     "probe on the metrics port": (ds) => { server(ds).livenessProbe.grpc.port = 8502; },
+    "TLS without a plaintext health port": (ds) => { server(ds).args.push("--tls_cert_file=/etc/octet/tls/tls.crt"); },
     "writable root filesystem": (ds) => { server(ds).securityContext.readOnlyRootFilesystem = false; },
     "capabilities kept": (ds) => { server(ds).securityContext.capabilities.drop = []; },
     "privilege escalation": (ds) => { server(ds).securityContext.allowPrivilegeEscalation = true; },

@@ -1,11 +1,15 @@
 #include "server/cpu_budget.h"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/cpu_slots.h"
 
 namespace octet::server {
 namespace {
@@ -141,6 +145,80 @@ TEST(PlanThreadsTest, ReportsReductions) {
   EXPECT_EQ(p.threads_per_worker, 1);
   EXPECT_THAT(p.adjustment, HasSubstr("workers reduced from 4 to 2"));
   EXPECT_THAT(p.adjustment, HasSubstr("threads per worker reduced from 2 to 1"));
+}
+
+// Spins (yielding) until `done()`; the tests' threads block on the slots, so this terminates.
+template <typename F>
+void WaitUntil(F done) {
+  while (!done()) std::this_thread::yield();
+}
+
+TEST(CpuSlotsTest, NeverHandsOutMoreThanTheBudget) {
+  CpuSlots slots(2);
+  slots.Acquire(2);
+  EXPECT_EQ(slots.in_use(), 2);
+  std::atomic<bool> got{false};
+  std::thread other([&] {
+    slots.Acquire(1);
+    got = true;
+    slots.Release(1);
+  });
+  WaitUntil([&] { return slots.waiting() == 1; });
+  EXPECT_FALSE(got.load());  // blocked: 2 + 1 > 2
+  slots.Release(2);
+  other.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_EQ(slots.in_use(), 0);
+  // Requests beyond the budget are clamped to it rather than blocking forever.
+  slots.Acquire(5);
+  EXPECT_EQ(slots.in_use(), 2);
+  slots.Release(5);
+  EXPECT_EQ(slots.in_use(), 0);
+}
+
+TEST(CpuSlotsTest, ServesWaitersInArrivalOrder) {
+  CpuSlots slots(2);
+  slots.Acquire(1);
+  // A wide waiter first, then a narrow one that would fit right now: it must not overtake.
+  std::vector<int> order;
+  absl::Mutex order_mu;
+  std::thread wide([&] {
+    slots.Acquire(2);
+    absl::MutexLock lock(&order_mu);
+    order.push_back(2);
+  });
+  WaitUntil([&] { return slots.waiting() == 1; });
+  std::thread narrow([&] {
+    slots.Acquire(1);
+    absl::MutexLock lock(&order_mu);
+    order.push_back(1);
+  });
+  WaitUntil([&] { return slots.waiting() == 2; });
+  EXPECT_EQ(slots.in_use(), 1);  // the narrow one waits behind the wide one
+  slots.Release(1);
+  wide.join();
+  {
+    absl::MutexLock lock(&order_mu);
+    ASSERT_EQ(order.size(), 1u);
+    EXPECT_EQ(order[0], 2);
+  }
+  EXPECT_EQ(slots.waiting(), 1);
+  slots.Release(2);
+  narrow.join();
+  absl::MutexLock lock(&order_mu);
+  EXPECT_EQ(order.size(), 2u);
+  slots.Release(1);
+}
+
+TEST(CpuSlotsTest, LeaseReturnsItsSlots) {
+  CpuSlots slots(4);
+  {
+    CpuSlots::Lease lease(&slots, 3);
+    EXPECT_EQ(slots.in_use(), 3);
+  }
+  EXPECT_EQ(slots.in_use(), 0);
+  CpuSlots::Lease none(nullptr, 3);  // not shared: no effect
+  EXPECT_EQ(slots.in_use(), 0);
 }
 
 }  // namespace

@@ -236,6 +236,35 @@ TEST_F(ModelRepositoryTest, ConfigChangeReloadsTheServingVersion) {
   EXPECT_EQ(StatusOf("m", 1).state, ModelVersionStatus::AVAILABLE);
 }
 
+TEST_F(ModelRepositoryTest, ReplacedModelFileReloadsTheVersion) {
+  SetConfig("m", "");
+  AddVersion("m", 1, "features: 3");
+  MakeRepo();
+  repo_->Poll();
+  std::shared_ptr<LoadedVersion> before = repo_->Get("m", std::nullopt).value();
+  EXPECT_EQ(before->servable().inputs()[0].dims[1], 3);
+  repo_->Poll();  // unchanged files: no reload
+  EXPECT_EQ(stats_.loads.load(), 1);
+  // model.onnx replaced in place (written elsewhere, renamed over the old one).
+  WriteFile(base_ / "staging.onnx", "features: 5");
+  fs::rename(base_ / "staging.onnx", root_ / "m" / "1" / "model.onnx");
+  repo_->Poll();
+  std::shared_ptr<LoadedVersion> after = repo_->Get("m", std::nullopt).value();
+  EXPECT_NE(before.get(), after.get());
+  EXPECT_EQ(after->servable().inputs()[0].dims[1], 5);
+  EXPECT_EQ(StatusOf("m", 1).state, ModelVersionStatus::AVAILABLE);
+  // A replacement that does not load leaves the last good instance serving.
+  WriteFile(base_ / "staging.onnx", "corrupt");
+  fs::rename(base_ / "staging.onnx", root_ / "m" / "1" / "model.onnx");
+  repo_->Poll();
+  EXPECT_EQ(repo_->Get("m", std::nullopt).value().get(), after.get());
+  EXPECT_EQ(StatusOf("m", 1).state, ModelVersionStatus::AVAILABLE);
+  EXPECT_THAT(metrics_.Scrape(), HasSubstr("octet_model_load_failures_total{model=\"m\"} 1"));
+  const int loads = stats_.loads.load();
+  repo_->Poll();  // not retried while the bad file is unchanged
+  EXPECT_EQ(stats_.loads.load(), loads);
+}
+
 TEST_F(ModelRepositoryTest, VersionPolicies) {
   SetConfig("all", "version_policy { all {} }");
   SetConfig("two", "version_policy { latest { num_versions: 2 } }");

@@ -203,5 +203,51 @@ TEST_F(ServerLoadTest, ExpiredQueuedRequestIsNeverExecuted) {
   EXPECT_EQ(stats_.runs.load(), warm_up_runs + 2);
 }
 
+TEST_F(ServerLoadTest, ModelsShareTheCpuBudgetAtRunTime) {
+  // Each model alone fits the 2-CPU budget (1 worker x 2 threads); both at once would need 4.
+  AddModel("a", "num_workers: 1 threads_per_worker: 2 batching { max_queue_delay_micros: 0 }", 1);
+  AddModel("b", "num_workers: 1 threads_per_worker: 2 batching { max_queue_delay_micros: 0 }", 1);
+  StartServer();
+  ASSERT_EQ(server_->cpu_budget(), 2);
+  stats_.CloseGate();
+  AsyncBatch first(1);
+  first.Send(predict_.get(), MakeRequest("a", 1, 1.0f), 0);
+  stats_.WaitForRunsAtGate(1);  // a's batch runs, holding both CPUs
+  AsyncBatch second(1);
+  second.Send(predict_.get(), MakeRequest("b", 1, 2.0f), 0);
+  // b's batch waits for CPUs instead of running next to a's.
+  while (server_->cpu_slots().waiting() < 1) std::this_thread::yield();
+  EXPECT_EQ(server_->cpu_slots().in_use(), 2);
+  {
+    absl::MutexLock lock(&stats_.mu);
+    EXPECT_EQ(stats_.waiting_at_gate, 1);
+  }
+  stats_.OpenGate();
+  first.WaitAll();
+  second.WaitAll();
+  ASSERT_TRUE(first.statuses[0].ok()) << first.statuses[0].error_message();
+  ASSERT_TRUE(second.statuses[0].ok()) << second.statuses[0].error_message();
+  EXPECT_TRUE(IsExpectedAnswer(first.responses[0], 1, 1.0f, 1));
+  EXPECT_TRUE(IsExpectedAnswer(second.responses[0], 1, 2.0f, 1));
+  EXPECT_EQ(server_->cpu_slots().in_use(), 0);
+}
+
+TEST_F(ServerLoadTest, NarrowModelsRunSideBySideWithinTheBudget) {
+  // 1 thread each: both fit in the 2-CPU budget at once, so both batches run together.
+  AddModel("a", "num_workers: 1 threads_per_worker: 1 batching { max_queue_delay_micros: 0 }", 1);
+  AddModel("b", "num_workers: 1 threads_per_worker: 1 batching { max_queue_delay_micros: 0 }", 1);
+  StartServer();
+  stats_.CloseGate();
+  AsyncBatch calls(2);
+  calls.Send(predict_.get(), MakeRequest("a", 1, 1.0f), 0);
+  calls.Send(predict_.get(), MakeRequest("b", 1, 2.0f), 1);
+  stats_.WaitForRunsAtGate(2);
+  EXPECT_EQ(server_->cpu_slots().in_use(), 2);
+  stats_.OpenGate();
+  calls.WaitAll();
+  EXPECT_TRUE(calls.statuses[0].ok());
+  EXPECT_TRUE(calls.statuses[1].ok());
+}
+
 }  // namespace
 }  // namespace octet::server

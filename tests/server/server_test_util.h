@@ -80,6 +80,7 @@ class ServerFixture : public ::testing::Test {
     options.cost.per_core_hour = 0.05;
     options.cost.per_gib_hour = 0.01;
     options.loader = FakeLoader(&stats_);
+    options.drain_quiet_period = absl::ZeroDuration();  // nothing here keeps sending at shutdown
     auto server = OctetServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(server).value();
