@@ -62,8 +62,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 // The FP32 model of `version_dir` quantized per `config`; the per-layer report is logged.
 absl::StatusOr<std::shared_ptr<const Servable>> LoadQuantized(
     const std::string& version_dir, const config::QuantizeConfig& config) {
-  absl::StatusOr<std::string> fp32_bytes =
-      ReadFile(absl::StrCat(version_dir, "/", kModelFileName));
+  absl::StatusOr<std::string> fp32_bytes = ReadFile(absl::StrCat(version_dir, "/", kModelFileName));
   if (!fp32_bytes.ok()) return fp32_bytes.status();
   // Loading the FP32 model first checks it and tells which inputs need calibration samples.
   absl::StatusOr<std::shared_ptr<const Model>> fp32 = Model::LoadFromBytes(*fp32_bytes);
@@ -72,8 +71,8 @@ absl::StatusOr<std::shared_ptr<const Servable>> LoadQuantized(
       QuantizeAtLoad(*fp32_bytes, (*fp32)->inputs(), version_dir, config);
   if (!result.ok()) return result.status();
   const std::filesystem::path dir(version_dir);
-  const std::string who = absl::StrCat("model ", dir.parent_path().filename().string(),
-                                       " version ", dir.filename().string(), " ");
+  const std::string who = absl::StrCat("model ", dir.parent_path().filename().string(), " version ",
+                                       dir.filename().string(), " ");
   for (const std::string& line : QuantizeSummary(*result, config)) LogInfo(who + line);
   absl::StatusOr<std::shared_ptr<const Model>> int8 = Model::LoadFromBytes(result->onnx_bytes);
   if (!int8.ok()) return int8.status();

@@ -37,10 +37,33 @@ absl::StatusOr<std::string> ResolveCalibrationFile(const std::string& file,
                                           version.string(), " or ", model.string()));
 }
 
+std::string ShapeText(const std::vector<int64_t>& dims, bool batch_is_n) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    parts.push_back(i == 0 && batch_is_n ? "N" : dims[i] < 0 ? "?" : absl::StrCat(dims[i]));
+  }
+  return absl::StrCat("[", absl::StrJoin(parts, ","), "]");
+}
+
+// Samples stacked along dimension 0 in the input's dtype, the other dimensions as the model
+// declares them (symbolic ones match anything).
+absl::Status CheckSamples(const Tensor& t, const TensorSpec& spec, const std::string& path) {
+  bool ok = t.dtype() == spec.dtype && t.shape().size() == spec.dims.size() && !t.shape().empty() &&
+            t.shape()[0] >= 1;
+  for (size_t i = 1; ok && i < spec.dims.size(); ++i) {
+    ok = spec.dims[i] < 0 || spec.dims[i] == t.shape()[i];
+  }
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("quantize: calibration file ", path, " for input '", spec.name, "' holds ",
+                   DTypeName(t.dtype()), " ", ShapeText(t.shape(), false), "; the input takes ",
+                   DTypeName(spec.dtype), " ", ShapeText(spec.dims, true), " (N >= 1 samples)"));
+}
+
 // Calibration entries ("FILE" or "NAME=FILE") -> tensors by input name, one for every input.
-absl::StatusOr<std::map<std::string, Tensor>> ReadCalibration(
-    const config::QuantizeConfig& config, const std::vector<TensorSpec>& inputs,
-    const std::string& version_dir) {
+absl::StatusOr<std::map<std::string, Tensor>> ReadCalibration(const config::QuantizeConfig& config,
+                                                              const std::vector<TensorSpec>& inputs,
+                                                              const std::string& version_dir) {
   if (config.calibration().empty()) {
     return absl::InvalidArgumentError(
         "quantize: no calibration file (calibration: \"FILE.npy\", or one \"NAME=FILE.npy\" per "
@@ -53,10 +76,10 @@ absl::StatusOr<std::map<std::string, Tensor>> ReadCalibration(
     const size_t eq = entry.find('=');
     if (eq == std::string::npos) {
       if (inputs.size() != 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("quantize: calibration \"", entry, "\" does not name its input; the model ",
-                         "has ", inputs.size(), " inputs (", InputNames(inputs),
-                         "): give one \"NAME=FILE.npy\" per input"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "quantize: calibration \"", entry, "\" does not name its input; the model ", "has ",
+            inputs.size(), " inputs (", InputNames(inputs),
+            "): give one \"NAME=FILE.npy\" per input"));
       }
       spec = &inputs[0];
       file = entry;
@@ -67,9 +90,9 @@ absl::StatusOr<std::map<std::string, Tensor>> ReadCalibration(
         if (s.name == name) spec = &s;
       }
       if (spec == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("quantize: calibration for '", name,
-                                                       "', which is not a model input (inputs: ",
-                                                       InputNames(inputs), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("quantize: calibration for '", name,
+                         "', which is not a model input (inputs: ", InputNames(inputs), ")"));
       }
     }
     if (tensors.count(spec->name)) {
@@ -95,29 +118,6 @@ absl::StatusOr<std::map<std::string, Tensor>> ReadCalibration(
   return tensors;
 }
 
-std::string ShapeText(const std::vector<int64_t>& dims, bool batch_is_n) {
-  std::vector<std::string> parts;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    parts.push_back(i == 0 && batch_is_n ? "N" : dims[i] < 0 ? "?" : absl::StrCat(dims[i]));
-  }
-  return absl::StrCat("[", absl::StrJoin(parts, ","), "]");
-}
-
-// Samples stacked along dimension 0 in the input's dtype, the other dimensions as the model
-// declares them (symbolic ones match anything).
-absl::Status CheckSamples(const Tensor& t, const TensorSpec& spec, const std::string& path) {
-  bool ok = t.dtype() == spec.dtype && t.shape().size() == spec.dims.size() && !t.shape().empty() &&
-            t.shape()[0] >= 1;
-  for (size_t i = 1; ok && i < spec.dims.size(); ++i) {
-    ok = spec.dims[i] < 0 || spec.dims[i] == t.shape()[i];
-  }
-  if (ok) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "quantize: calibration file ", path, " for input '", spec.name, "' holds ",
-      DTypeName(t.dtype()), " ", ShapeText(t.shape(), false), "; the input takes ",
-      DTypeName(spec.dtype), " ", ShapeText(spec.dims, true), " (N >= 1 samples)"));
-}
-
 std::string FormatSqnr(double db) {
   return std::isinf(db) && db > 0 ? "exact" : absl::StrFormat("%.1fdB", db);
 }
@@ -131,15 +131,16 @@ absl::StatusOr<QuantizeResult> QuantizeAtLoad(const std::string& fp32_onnx_bytes
   QuantizeOptions options;
   absl::StatusOr<CalibrationMethod> method = ParseCalibrationMethod(config.method());
   if (!method.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("quantize: method: ", method.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("quantize: method: ", method.status().message()));
   }
   options.range.method = *method;
   options.range.percentile = config.percentile();
   options.per_channel = config.per_channel();
   options.exclude.assign(config.exclude().begin(), config.exclude().end());
   if (config.calibration_batch() < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("quantize: calibration_batch must be >= 1, got ",
-                                                   config.calibration_batch()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("quantize: calibration_batch must be >= 1, got ", config.calibration_batch()));
   }
   options.calibration_batch = config.calibration_batch();
   // Loads run one at a time on the repository's poll thread, next to serving versions: one
