@@ -306,6 +306,7 @@ TEST_F(ServerQuantizeTest, BadQuantizeBlocksAreRefusedWhileThePreviousVersionSer
   EXPECT_EQ(version, 1);
   EXPECT_THAT(server_->metrics().Scrape(),
               HasSubstr("octet_model_load_failures_total{model=\"q\"} 3"));
+  EXPECT_EQ(VersionStatus("q", 1).state(), ModelVersionStatus::AVAILABLE);
 }
 
 }  // namespace
