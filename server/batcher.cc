@@ -202,8 +202,10 @@ void Batcher::ThreadLoop(int thread_index) {
           continue;
         }
         const absl::Time batch_due = queue_.front().enqueue_time + max_delay_;
-        if (stopping_ || queued_rows_ >= options_.max_batch_size || now >= batch_due) {
+        const bool idle = options_.dispatch_when_idle && executing_ == 0;
+        if (stopping_ || queued_rows_ >= options_.max_batch_size || now >= batch_due || idle) {
           FormBatchLocked(now, &batch);
+          if (!batch.tasks.empty()) ++executing_;
           if (!queue_.empty()) cv_.Signal();  // let another idle thread look at the rest
           break;
         }
@@ -213,6 +215,10 @@ void Batcher::ThreadLoop(int thread_index) {
     for (auto& [task, status] : dropped) task.request->PieceDone(status);
     if (!batch.tasks.empty()) {
       const absl::Status status = callback_(thread_index, batch);
+      {
+        absl::MutexLock lock(&mu_);
+        --executing_;  // before the tasks complete: their callers may submit again at once
+      }
       for (const BatchTask& task : batch.tasks) task.request->PieceDone(status);
     }
   }

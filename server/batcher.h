@@ -96,6 +96,9 @@ class Batcher {
     // Most rows (not requests) queued and not yet executing. Rows, because a 100-row request costs
     // 100 times a 1-row one. A request that does not fit is refused UNAVAILABLE. >= max_batch_size.
     int64_t max_queue_size = 1024;
+    // When no batch is executing, form one from whatever is queued at once instead of waiting
+    // for the delay (requests arriving while a batch runs still accumulate). false = always wait.
+    bool dispatch_when_idle = false;
     // Most pieces in one batch; 1 turns batching off (each piece runs alone). 0 = no limit.
     int64_t max_tasks_per_batch = 0;
     // Threads that form batches and run the callback; thread i is "worker i". >= 1.
@@ -145,6 +148,7 @@ class Batcher {
   std::deque<BatchTask> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int executing_ ABSL_GUARDED_BY(mu_) = 0;  // batches inside the callback
   std::vector<std::thread> threads_;
 };
 

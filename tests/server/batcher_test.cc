@@ -165,6 +165,24 @@ TEST_F(BatcherTest, ZeroDelayRunsWhatIsQueued) {
   EXPECT_THAT(recorder_.batch_rows(), ElementsAre(3));
 }
 
+TEST_F(BatcherTest, IdleBatcherDispatchesAtOnceWhenAsked) {
+  Batcher::Options options;
+  options.max_batch_size = 8;
+  options.max_queue_delay_micros = 1'000'000;
+  options.dispatch_when_idle = true;
+  options.clock = &clock_;
+  auto batcher = Batcher::Create(options, recorder_.Callback());
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  // Nothing is executing: the partial batch runs without the clock moving.
+  auto a = std::make_shared<TestRequest>(3);
+  ASSERT_TRUE((*batcher)->Submit(a).ok());
+  EXPECT_TRUE(a->Wait().ok());
+  auto b = std::make_shared<TestRequest>(2);
+  ASSERT_TRUE((*batcher)->Submit(b).ok());
+  EXPECT_TRUE(b->Wait().ok());
+  EXPECT_THAT(recorder_.batch_rows(), ElementsAre(3, 2));
+}
+
 TEST_F(BatcherTest, QueueFullIsUnavailableAndCountsRows) {
   auto batcher = Make(/*max_batch=*/4, /*delay=*/1'000'000, /*max_queue=*/4);
   auto a = std::make_shared<TestRequest>(3);
