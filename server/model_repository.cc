@@ -408,16 +408,21 @@ void ModelRepository::ReapRetired(absl::Time wait_until) {
   }
 }
 
-absl::StatusOr<std::shared_ptr<LoadedVersion>> ModelRepository::Get(
-    absl::string_view model, std::optional<int64_t> version) const {
-  if (!ValidateModelName(model).ok()) {
+absl::StatusOr<const ModelRepository::ModelState*> ModelRepository::FindLocked(
+    absl::string_view model) const {
+  auto it = ValidateModelName(model).ok() ? models_.find(std::string(model)) : models_.end();
+  if (it == models_.end()) {
     return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
   }
+  return &it->second;
+}
+
+absl::StatusOr<std::shared_ptr<LoadedVersion>> ModelRepository::Get(
+    absl::string_view model, std::optional<int64_t> version) const {
   absl::ReaderMutexLock lock(&mu_);
-  auto it = models_.find(std::string(model));
-  if (it == models_.end())
-    return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
-  const ModelState& state = it->second;
+  absl::StatusOr<const ModelState*> found = FindLocked(model);
+  if (!found.ok()) return found.status();
+  const ModelState& state = **found;
   if (!version) {
     if (state.serving.empty()) {
       return absl::UnavailableError(
@@ -439,15 +444,11 @@ absl::StatusOr<std::shared_ptr<LoadedVersion>> ModelRepository::Get(
 
 absl::StatusOr<std::vector<VersionStatus>> ModelRepository::GetStatus(
     absl::string_view model, std::optional<int64_t> version) const {
-  if (!ValidateModelName(model).ok()) {
-    return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
-  }
   absl::ReaderMutexLock lock(&mu_);
-  auto it = models_.find(std::string(model));
-  if (it == models_.end())
-    return absl::NotFoundError(absl::StrCat("model '", model, "' not found"));
+  absl::StatusOr<const ModelState*> found = FindLocked(model);
+  if (!found.ok()) return found.status();
   std::vector<VersionStatus> out;
-  for (const auto& [v, status] : it->second.status) {
+  for (const auto& [v, status] : (*found)->status) {
     if (!version || *version == v) out.push_back(status);
   }
   if (version && out.empty()) {

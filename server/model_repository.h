@@ -117,6 +117,9 @@ class ModelRepository {
   };
 
   explicit ModelRepository(const Options& options) : options_(options) {}
+  // The published state of `model`; NOT_FOUND for an unknown or invalid name.
+  absl::StatusOr<const ModelState*> FindLocked(absl::string_view model) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void PollModel(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(poll_mu_);
   // Loads `version` of `name`; publishes it on success, records the failure otherwise.
   bool LoadVersion(const std::string& name, int64_t version, const config::ModelConfig& config,
