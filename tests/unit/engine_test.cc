@@ -9,69 +9,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
+#include "tests/util/onnx_builder.h"
 
 namespace octet {
 namespace {
 
 using ::testing::HasSubstr;
-
-// Minimal ONNX model builder for these tests.
-class ModelBuilder {
- public:
-  explicit ModelBuilder(int opset = 13) {
-    model_.set_ir_version(8);
-    auto* op = model_.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-  }
-  void Input(const std::string& name, std::vector<int64_t> dims) {
-    Value(model_.mutable_graph()->add_input(), name, dims);
-  }
-  void Output(const std::string& name) {
-    Value(model_.mutable_graph()->add_output(), name, {});
-  }
-  void Init(const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
-    auto* t = model_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    for (auto d : dims) t->add_dims(d);
-    for (float f : v) t->add_float_data(f);
-  }
-  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> in,
-                        std::vector<std::string> out, const std::string& name = "") {
-    auto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(name.empty() ? op + std::to_string(model_.graph().node_size()) : name);
-    for (auto& s : in) n->add_input(s);
-    for (auto& s : out) n->add_output(s);
-    return n;
-  }
-  static void Ints(onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (auto x : v) a->add_ints(x);
-  }
-  std::string Bytes() const { return model_.SerializeAsString(); }
-  onnx::ModelProto& proto() { return model_; }
-
- private:
-  static void Value(onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
-    v->set_name(name);
-    auto* tt = v->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::FLOAT);
-    auto* shape = tt->mutable_shape();
-    for (auto d : dims) {
-      auto* dim = shape->add_dim();
-      if (d < 0) {
-        dim->set_dim_param("N");
-      } else {
-        dim->set_dim_value(d);
-      }
-    }
-  }
-  onnx::ModelProto model_;
-};
 
 std::vector<float> Random(size_t n, int seed) {
   std::mt19937 rng(seed);
@@ -106,13 +49,12 @@ std::vector<float> NaiveConv(const std::vector<float>& x, int n, int c, int h, i
 
 constexpr int kC = 3, kH = 6, kW = 5, kM = 4, kK = 3;
 
-ModelBuilder ConvModel() {
-  ModelBuilder b;
+OnnxBuilder ConvModel() {
+  OnnxBuilder b;
   b.Input("x", {-1, kC, kH, kW});
-  b.Init("w", {kM, kC, kK, kK}, Random(kM * kC * kK * kK, 1));
-  b.Init("b", {kM}, Random(kM, 2));
-  auto* conv = b.Node("Conv", {"x", "w", "b"}, {"y"}, "conv1");
-  ModelBuilder::Ints(conv, "pads", {1, 1, 1, 1});
+  b.Initializer("w", {kM, kC, kK, kK}, Random(kM * kC * kK * kK, 1));
+  b.Initializer("b", {kM}, Random(kM, 2));
+  b.Node("Conv", {"x", "w", "b"}, {"y"}, "conv1").Ints("pads", {1, 1, 1, 1});
   b.Output("y");
   return b;
 }
@@ -182,7 +124,7 @@ TEST(EngineTest, BadModelsAreRefusedWithTheReason) {
   std::string good = ConvModel().Bytes();
   EXPECT_FALSE(Model::LoadFromBytes(good.substr(0, good.size() / 2)).ok());
 
-  ModelBuilder unknown;
+  OnnxBuilder unknown;
   unknown.Input("x", {1, 2});
   unknown.Node("FancyOp", {"x"}, {"y"}, "my_node");
   unknown.Output("y");
@@ -191,26 +133,26 @@ TEST(EngineTest, BadModelsAreRefusedWithTheReason) {
   EXPECT_THAT(s.message(), HasSubstr("my_node"));
   EXPECT_THAT(s.message(), HasSubstr("FancyOp"));
 
-  ModelBuilder future(99);
+  OnnxBuilder future(99);
   future.Input("x", {1});
   future.Output("x");
   EXPECT_THAT(Model::LoadFromBytes(future.Bytes()).status().message(), HasSubstr("opset 99"));
 
-  ModelBuilder external = ConvModel();
+  OnnxBuilder external = ConvModel();
   auto* w = external.proto().mutable_graph()->mutable_initializer(0);
   w->set_data_location(onnx::TensorProto::EXTERNAL);
   auto ext = Model::LoadFromBytes(external.Bytes()).status();
   EXPECT_THAT(ext.message(), HasSubstr("externally"));
   EXPECT_THAT(ext.message(), HasSubstr("'w'"));
 
-  ModelBuilder dangling;
+  OnnxBuilder dangling;
   dangling.Input("x", {1, kC, kH, kW});
   dangling.Node("Conv", {"x", "missing_w"}, {"y"}, "conv_dangling");
   dangling.Output("y");
   auto d = Model::LoadFromBytes(dangling.Bytes()).status();
   EXPECT_THAT(d.message(), HasSubstr("missing_w"));
 
-  ModelBuilder bad_attr = ConvModel();
+  OnnxBuilder bad_attr = ConvModel();
   auto* a = bad_attr.proto().mutable_graph()->mutable_node(0)->add_attribute();
   a->set_name("frobnicate");
   a->set_type(onnx::AttributeProto::INT);
@@ -263,14 +205,14 @@ TEST(EngineTest, ConcurrentContextsGiveTheSameResults) {
 // convolution, with and without optimization, and with conv1 also a graph output (no in-place).
 TEST(EngineTest, ResidualAddAndReluFuseIntoConv) {
   for (bool conv1_is_output : {false, true}) {
-    ModelBuilder b;
+    OnnxBuilder b;
     b.Input("x", {-1, kC, kH, kW});
-    b.Init("w1", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 3));
-    b.Init("w2", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 4));
-    ModelBuilder::Ints(b.Node("Conv", {"x", "w1"}, {"a"}, "conv1"), "pads", {1, 1, 1, 1});
-    b.Init("w3", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 5));
-    ModelBuilder::Ints(b.Node("Conv", {"a", "w2"}, {"c"}, "conv2"), "pads", {1, 1, 1, 1});
-    ModelBuilder::Ints(b.Node("Conv", {"c", "w3"}, {"d"}, "conv3"), "pads", {1, 1, 1, 1});
+    b.Initializer("w1", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 3));
+    b.Initializer("w2", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 4));
+    b.Node("Conv", {"x", "w1"}, {"a"}, "conv1").Ints("pads", {1, 1, 1, 1});
+    b.Initializer("w3", {kC, kC, kK, kK}, Random(kC * kC * kK * kK, 5));
+    b.Node("Conv", {"a", "w2"}, {"c"}, "conv2").Ints("pads", {1, 1, 1, 1});
+    b.Node("Conv", {"c", "w3"}, {"d"}, "conv3").Ints("pads", {1, 1, 1, 1});
     b.Node("Add", {"d", "a"}, {"s"}, "add");
     b.Node("Relu", {"s"}, {"y"}, "relu");
     b.Output("y");

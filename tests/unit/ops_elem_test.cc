@@ -14,83 +14,10 @@
 #include "core/plan.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "onnx/onnx_pb.h"
+#include "tests/util/onnx_builder.h"
 
 namespace octet {
 namespace {
-
-// Minimal ONNX graph builder for these tests.
-class GraphBuilder {
- public:
-  explicit GraphBuilder(int64_t opset = 13) {
-    model_.set_ir_version(8);
-    auto* op = model_.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-    graph_ = model_.mutable_graph();
-    graph_->set_name("test");
-  }
-  static int OnnxType(DType t) {
-    switch (t) {
-      case DType::kF32: return onnx::TensorProto::FLOAT;
-      case DType::kU8: return onnx::TensorProto::UINT8;
-      case DType::kS8: return onnx::TensorProto::INT8;
-      case DType::kS32: return onnx::TensorProto::INT32;
-      case DType::kS64: return onnx::TensorProto::INT64;
-      case DType::kBool: return onnx::TensorProto::BOOL;
-    }
-    return 0;
-  }
-  void Input(const std::string& name, DType t, const Shape& shape) {
-    Value(graph_->add_input(), name, t, &shape);
-  }
-  void Output(const std::string& name, DType t) { Value(graph_->add_output(), name, t, nullptr); }
-  void Initializer(const std::string& name, const Tensor& t) {
-    auto* p = graph_->add_initializer();
-    p->set_name(name);
-    p->set_data_type(OnnxType(t.dtype()));
-    for (int64_t d : t.shape()) p->add_dims(d);
-    p->set_raw_data(t.data(), t.byte_size());
-  }
-  onnx::NodeProto* Node(const std::string& op, const std::vector<std::string>& in,
-                        const std::vector<std::string>& out) {
-    auto* n = graph_->add_node();
-    n->set_op_type(op);
-    n->set_name(out[0] + "_node");
-    for (const auto& s : in) n->add_input(s);
-    for (const auto& s : out) n->add_output(s);
-    return n;
-  }
-  static void IntAttr(onnx::NodeProto* n, const std::string& name, int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  }
-  static void IntsAttr(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t x : v) a->add_ints(x);
-  }
-  std::string Serialize() const { return model_.SerializeAsString(); }
-  absl::StatusOr<std::shared_ptr<const Model>> Load() const {
-    return Model::LoadFromBytes(Serialize());
-  }
-
- private:
-  static void Value(onnx::ValueInfoProto* v, const std::string& name, DType t, const Shape* shape) {
-    v->set_name(name);
-    auto* tt = v->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(OnnxType(t));
-    if (shape != nullptr) {
-      auto* s = tt->mutable_shape();
-      for (int64_t d : *shape) s->add_dim()->set_dim_value(d);
-    }
-  }
-  onnx::ModelProto model_;
-  onnx::GraphProto* graph_;
-};
 
 Tensor Floats(const Shape& shape, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
   Tensor t = Tensor::Zeros(DType::kF32, shape);
@@ -110,9 +37,8 @@ Tensor Typed(DType dt, const Shape& shape, const std::vector<T>& v) {
 }
 
 // Runs a model with one context; fails the test on any error.
-std::vector<Tensor> RunModel(const GraphBuilder& b, const std::vector<Tensor>& inputs,
-                             std::string* plan_text = nullptr) {
-  auto model = b.Load();
+std::vector<Tensor> RunModel(const OnnxBuilder& b, const std::vector<Tensor>& inputs) {
+  auto model = Model::LoadFromBytes(b.Bytes());
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return {};
   auto ctx = (*model)->CreateContext();
@@ -121,12 +47,6 @@ std::vector<Tensor> RunModel(const GraphBuilder& b, const std::vector<Tensor>& i
   auto out = (*ctx)->Run(inputs);
   EXPECT_TRUE(out.ok()) << out.status();
   if (!out.ok()) return {};
-  if (plan_text != nullptr) {
-    std::vector<Shape> shapes;
-    for (const Tensor& t : inputs) shapes.push_back(t.shape());
-    auto plan = (*ctx)->PlanFor(shapes);
-    if (plan.ok()) *plan_text = (*plan)->Describe();
-  }
   return *std::move(out);
 }
 
@@ -162,24 +82,24 @@ std::vector<float> RefConv3x3(const Tensor& x, const Tensor& w) {
 }
 
 TEST(OpsElemTest, EltwiseAndBinaryKeepTheConvolutionLayout) {
-  GraphBuilder b;
+  OnnxBuilder b;
   const Shape xs = {2, 3, 8, 8};
-  b.Input("x", DType::kF32, xs);
+  b.Input("x", xs);
   Tensor w1 = Floats({16, 3, 3, 3}, 1, -0.5f, 0.5f), w2 = Floats({16, 3, 3, 3}, 2, -0.5f, 0.5f);
   Tensor bias = Floats({1, 16, 1, 1}, 3);
   b.Initializer("w1", w1);
   b.Initializer("w2", w2);
   b.Initializer("bias", bias);
   for (const char* name : {"c1", "c2"}) {
-    auto* n = b.Node("Conv", {"x", name == std::string("c1") ? "w1" : "w2"}, {name});
-    GraphBuilder::IntsAttr(n, "pads", {1, 1, 1, 1});
-    GraphBuilder::IntsAttr(n, "kernel_shape", {3, 3});
+    b.Node("Conv", {"x", name == std::string("c1") ? "w1" : "w2"}, {name})
+        .Ints("pads", {1, 1, 1, 1})
+        .Ints("kernel_shape", {3, 3});
   }
   b.Node("Elu", {"c1"}, {"elu"});         // eltwise, same layout
   b.Node("Mul", {"c1", "c2"}, {"mul"});   // same-shape binary
   b.Node("Sub", {"c2", "bias"}, {"sub"});  // per-channel broadcast
   b.Node("Floor", {"c1"}, {"floor"});     // loop path: needs plain input
-  for (const char* o : {"elu", "mul", "sub", "floor"}) b.Output(o, DType::kF32);
+  for (const char* o : {"elu", "mul", "sub", "floor"}) b.Output(o);
   Tensor x = Floats(xs, 4);
   auto out = RunModel(b, {x});
   ASSERT_EQ(out.size(), 4u);
@@ -203,7 +123,7 @@ TEST(OpsElemTest, EltwiseAndBinaryKeepTheConvolutionLayout) {
   }
 
   // The eltwise and same-shape binary outputs keep the convolution's layout (no reorder).
-  auto model = b.Load();
+  auto model = Model::LoadFromBytes(b.Bytes());
   ASSERT_TRUE(model.ok());
   auto ctx = (*model)->CreateContext();
   ASSERT_TRUE(ctx.ok());
@@ -227,11 +147,11 @@ TEST(OpsElemTest, EltwiseAndBinaryKeepTheConvolutionLayout) {
 }
 
 TEST(OpsElemTest, BroadcastScalarsAndRankMismatch) {
-  GraphBuilder b;
-  b.Input("s", DType::kF32, {});
-  b.Input("m", DType::kF32, {2, 3});
-  b.Input("a", DType::kF32, {3, 1, 5});
-  b.Input("c", DType::kF32, {4, 1});
+  OnnxBuilder b;
+  b.Input("s", {});
+  b.Input("m", {2, 3});
+  b.Input("a", {3, 1, 5});
+  b.Input("c", {4, 1});
   b.Node("Add", {"s", "m"}, {"s_plus_m"});   // scalar first: src0 broadcasts
   b.Node("Sub", {"s", "m"}, {"s_minus_m"});  // non-commutative with broadcast src0: loop
   b.Node("Mul", {"s", "s"}, {"s_times_s"});  // rank 0 result
@@ -239,7 +159,7 @@ TEST(OpsElemTest, BroadcastScalarsAndRankMismatch) {
   b.Node("ReduceMax", {"m"}, {"m11"});       // [1, 1]
   b.Node("Add", {"m11", "s"}, {"m11_plus_s"});  // scalar vs [1,1]: equal descriptors, not shapes
   for (const char* o : {"s_plus_m", "s_minus_m", "s_times_s", "a_div_c", "m11_plus_s"}) {
-    b.Output(o, DType::kF32);
+    b.Output(o);
   }
   Tensor s = Tensor::FromFloats({}, {1.5f});
   Tensor m = Floats({2, 3}, 5), a = Floats({3, 1, 5}, 6), c = Floats({4, 1}, 7, 0.5f, 2.0f);
@@ -266,17 +186,17 @@ TEST(OpsElemTest, BroadcastScalarsAndRankMismatch) {
 }
 
 TEST(OpsElemTest, IntegerBroadcastAndVariadic) {
-  GraphBuilder b;
-  b.Input("a", DType::kS64, {2, 1, 3});
-  b.Input("b", DType::kS64, {4, 1});
-  b.Input("x", DType::kF32, {3});
-  b.Input("y", DType::kF32, {2, 3});
-  b.Input("z", DType::kF32, {2, 1});
+  OnnxBuilder b;
+  b.Input("a", {2, 1, 3}, DType::kS64);
+  b.Input("b", {4, 1}, DType::kS64);
+  b.Input("x", {3});
+  b.Input("y", {2, 3});
+  b.Input("z", {2, 1});
   b.Node("Add", {"a", "b"}, {"sum"});
   b.Node("Max", {"x", "y", "z"}, {"max"});    // only input 1 has the full shape
   b.Node("Mean", {"x", "y", "z"}, {"mean"});
   b.Node("Min", {"z", "x"}, {"min"});         // neither has the output shape [2,3]
-  for (const char* o : {"max", "mean", "min"}) b.Output(o, DType::kF32);
+  for (const char* o : {"max", "mean", "min"}) b.Output(o);
   b.Output("sum", DType::kS64);
   Tensor a = Typed<int64_t>(DType::kS64, {2, 1, 3}, {1, 2, 3, 10, 20, 30});
   Tensor bb = Typed<int64_t>(DType::kS64, {4, 1}, {100, 200, 300, int64_t{1} << 40});
@@ -298,12 +218,12 @@ TEST(OpsElemTest, IntegerBroadcastAndVariadic) {
 }
 
 TEST(OpsElemTest, IntegerDivisionAndModuloByZeroAreDefined) {
-  GraphBuilder b;
-  b.Input("a", DType::kS32, {6});
-  b.Input("b", DType::kS32, {6});
+  OnnxBuilder b;
+  b.Input("a", {6}, DType::kS32);
+  b.Input("b", {6}, DType::kS32);
   b.Node("Div", {"a", "b"}, {"div"});
   b.Node("Mod", {"a", "b"}, {"mod"});
-  GraphBuilder::IntAttr(b.Node("Mod", {"a", "b"}, {"fmod"}), "fmod", 1);
+  b.Node("Mod", {"a", "b"}, {"fmod"}).Int("fmod", 1);
   for (const char* o : {"div", "mod", "fmod"}) b.Output(o, DType::kS32);
   const int32_t kMin = std::numeric_limits<int32_t>::min();
   Tensor a = Typed<int32_t>(DType::kS32, {6}, {7, -7, 5, kMin, -7, 0});
@@ -323,12 +243,12 @@ TEST(OpsElemTest, IntegerDivisionAndModuloByZeroAreDefined) {
 }
 
 TEST(OpsElemTest, IncompatibleShapesAreRefused) {
-  GraphBuilder b;
-  b.Input("a", DType::kF32, {2, 3});
-  b.Input("b", DType::kF32, {4});
+  OnnxBuilder b;
+  b.Input("a", {2, 3});
+  b.Input("b", {4});
   b.Node("Add", {"a", "b"}, {"y"});
-  b.Output("y", DType::kF32);
-  auto model = b.Load();
+  b.Output("y");
+  auto model = Model::LoadFromBytes(b.Bytes());
   if (!model.ok()) {
     EXPECT_THAT(std::string(model.status().message()), testing::HasSubstr("broadcast"));
     return;
@@ -341,10 +261,10 @@ TEST(OpsElemTest, IncompatibleShapesAreRefused) {
 }
 
 TEST(OpsElemTest, WhereBroadcastsAllThreeInputs) {
-  GraphBuilder b;
-  b.Input("c", DType::kBool, {2, 1});
-  b.Input("x", DType::kS32, {1, 3});
-  b.Input("y", DType::kS32, {});
+  OnnxBuilder b;
+  b.Input("c", {2, 1}, DType::kBool);
+  b.Input("x", {1, 3}, DType::kS32);
+  b.Input("y", {}, DType::kS32);
   b.Node("Where", {"c", "x", "y"}, {"w"});
   b.Output("w", DType::kS32);
   auto out = RunModel(b, {Typed<uint8_t>(DType::kBool, {2, 1}, {1, 0}),
@@ -357,17 +277,17 @@ TEST(OpsElemTest, WhereBroadcastsAllThreeInputs) {
 }
 
 TEST(OpsElemTest, ClipWithRuntimeBoundsAndCrossedBounds) {
-  GraphBuilder b(13);
-  b.Input("x", DType::kF32, {5});
-  b.Input("lo", DType::kF32, {});
-  b.Input("hi", DType::kF32, {});
+  OnnxBuilder b(13);
+  b.Input("x", {5});
+  b.Input("lo", {});
+  b.Input("hi", {});
   Tensor lo_c = Tensor::FromFloats({}, {1.0f}), hi_c = Tensor::FromFloats({}, {-1.0f});
   b.Initializer("lo_c", lo_c);
   b.Initializer("hi_c", hi_c);
   b.Node("Clip", {"x", "lo", "hi"}, {"runtime"});
   b.Node("Clip", {"x", "lo_c", "hi_c"}, {"crossed"});  // lo > hi: ONNX gives hi everywhere
   b.Node("Clip", {"x", "", "hi"}, {"max_only"});
-  for (const char* o : {"runtime", "crossed", "max_only"}) b.Output(o, DType::kF32);
+  for (const char* o : {"runtime", "crossed", "max_only"}) b.Output(o);
   Tensor x = Tensor::FromFloats({5}, {-3, -0.5f, 0, 0.5f, 3});
   auto out = RunModel(b, {x, Tensor::FromFloats({}, {-1}), Tensor::FromFloats({}, {0.25f})});
   ASSERT_EQ(out.size(), 3u);
@@ -382,10 +302,10 @@ TEST(OpsElemTest, SoftmaxAxisSemanticsDependOnOpset) {
   const float* p = x.data_as<float>();
   for (int64_t opset : {11, 13}) {
     for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"}) {
-      GraphBuilder b(opset);
-      b.Input("x", DType::kF32, shape);
-      GraphBuilder::IntAttr(b.Node(op, {"x"}, {"y"}), "axis", 1);
-      b.Output("y", DType::kF32);
+      OnnxBuilder b(opset);
+      b.Input("x", shape);
+      b.Node(op, {"x"}, {"y"}).Int("axis", 1);
+      b.Output("y");
       auto out = RunModel(b, {x});
       ASSERT_EQ(out.size(), 1u);
       // opset 11: rows of 12 (axes 1 and 2 together); opset 13: 3 values along axis 1, stride 4.
@@ -417,23 +337,19 @@ TEST(OpsElemTest, SoftmaxAxisSemanticsDependOnOpset) {
 }
 
 TEST(OpsElemTest, ReductionsWithAndWithoutKeepdims) {
-  GraphBuilder b(13);
+  OnnxBuilder b(13);
   const Shape shape = {2, 3, 4};
-  b.Input("x", DType::kF32, shape);
-  b.Input("i", DType::kS64, shape);
+  b.Input("x", shape);
+  b.Input("i", shape, DType::kS64);
   Tensor axes = Tensor::FromInt64s({1}, {-2});
   b.Initializer("axes", axes);
-  auto* mean = b.Node("ReduceMean", {"x"}, {"mean"});
-  GraphBuilder::IntsAttr(mean, "axes", {1});
-  GraphBuilder::IntAttr(mean, "keepdims", 0);
+  b.Node("ReduceMean", {"x"}, {"mean"}).Ints("axes", {1}).Int("keepdims", 0);
   b.Node("ReduceSum", {"i", "axes"}, {"isum"});
-  GraphBuilder::IntsAttr(b.Node("ReduceLogSumExp", {"x"}, {"lse"}), "axes", {0, 2});
-  auto* am = b.Node("ArgMax", {"x"}, {"argmax"});
-  GraphBuilder::IntAttr(am, "axis", 2);
-  GraphBuilder::IntAttr(am, "keepdims", 0);
-  b.Output("mean", DType::kF32);
+  b.Node("ReduceLogSumExp", {"x"}, {"lse"}).Ints("axes", {0, 2});
+  b.Node("ArgMax", {"x"}, {"argmax"}).Int("axis", 2).Int("keepdims", 0);
+  b.Output("mean");
   b.Output("isum", DType::kS64);
-  b.Output("lse", DType::kF32);
+  b.Output("lse");
   b.Output("argmax", DType::kS64);
   // Large values: LogSumExp must subtract the max to stay finite.
   Tensor x = Floats(shape, 11, 80.0f, 100.0f);
@@ -473,17 +389,17 @@ TEST(OpsElemTest, ReductionsWithAndWithoutKeepdims) {
 }
 
 TEST(OpsElemTest, PowFastPathsAndIntegerPow) {
-  GraphBuilder b(13);
-  b.Input("x", DType::kF32, {5});
-  b.Input("i", DType::kS32, {4});
-  b.Input("e", DType::kS32, {4});
+  OnnxBuilder b(13);
+  b.Input("x", {5});
+  b.Input("i", {4}, DType::kS32);
+  b.Input("e", {4}, DType::kS32);
   b.Initializer("two", Tensor::FromFloats({}, {2.0f}));
   b.Initializer("three", Tensor::FromFloats({1}, {3.0f}));
   b.Node("Pow", {"x", "two"}, {"sq"});
   b.Node("Pow", {"x", "three"}, {"cube"});
   b.Node("Pow", {"i", "e"}, {"ipow"});
-  b.Output("sq", DType::kF32);
-  b.Output("cube", DType::kF32);
+  b.Output("sq");
+  b.Output("cube");
   b.Output("ipow", DType::kS32);
   Tensor x = Tensor::FromFloats({5}, {-3, -0.5f, 0, 1.5f, 2});
   auto out = RunModel(b, {x, Typed<int32_t>(DType::kS32, {4}, {2, -3, 5, -1}),
@@ -496,13 +412,11 @@ TEST(OpsElemTest, PowFastPathsAndIntegerPow) {
 }
 
 TEST(OpsElemTest, LegacyBroadcastAttributeAlignsAtAxis) {
-  GraphBuilder b(6);
-  b.Input("a", DType::kF32, {2, 3, 4});
-  b.Input("b", DType::kF32, {3});
-  auto* n = b.Node("Add", {"a", "b"}, {"y"});
-  GraphBuilder::IntAttr(n, "broadcast", 1);
-  GraphBuilder::IntAttr(n, "axis", 1);
-  b.Output("y", DType::kF32);
+  OnnxBuilder b(6);
+  b.Input("a", {2, 3, 4});
+  b.Input("b", {3});
+  b.Node("Add", {"a", "b"}, {"y"}).Int("broadcast", 1).Int("axis", 1);
+  b.Output("y");
   Tensor a = Floats({2, 3, 4}, 12), bv = Tensor::FromFloats({3}, {10, 20, 30});
   auto out = RunModel(b, {a, bv});
   ASSERT_EQ(out.size(), 1u);
@@ -513,15 +427,15 @@ TEST(OpsElemTest, LegacyBroadcastAttributeAlignsAtAxis) {
 
 TEST(OpsElemTest, LargeBroadcastRunsInParallelChunks) {
   // Big enough for the threaded loop path (integers always use loops): [64,1,513] + [1,67,1].
-  GraphBuilder b(13);
-  b.Input("a", DType::kS32, {64, 1, 513});
-  b.Input("b", DType::kS32, {1, 67, 1});
+  OnnxBuilder b(13);
+  b.Input("a", {64, 1, 513}, DType::kS32);
+  b.Input("b", {1, 67, 1}, DType::kS32);
   b.Node("Sub", {"a", "b"}, {"y"});
   b.Output("y", DType::kS32);
   Tensor a = Tensor::Zeros(DType::kS32, {64, 1, 513}), bv = Tensor::Zeros(DType::kS32, {1, 67, 1});
   for (int64_t k = 0; k < a.num_elements(); ++k) a.data_as<int32_t>()[k] = static_cast<int32_t>(k * 7);
   for (int64_t k = 0; k < bv.num_elements(); ++k) bv.data_as<int32_t>()[k] = static_cast<int32_t>(k * k);
-  auto model = b.Load();
+  auto model = Model::LoadFromBytes(b.Bytes());
   ASSERT_TRUE(model.ok()) << model.status();
   ContextOptions opts;
   opts.num_threads = 2;
@@ -549,8 +463,8 @@ TEST(OpsElemTest, ErfGeluPatternRunsUnfusedAndFused) {
     want.push_back(static_cast<float>(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)))));
   }
   for (int variant = 0; variant < 3; ++variant) {
-    GraphBuilder b(13);
-    b.Input("x", DType::kF32, shape);
+    OnnxBuilder b(13);
+    b.Input("x", shape);
     b.Initializer("sqrt2", Tensor::FromFloats({}, {1.4142135381698608f}));
     b.Initializer("inv_sqrt2", Tensor::FromFloats({}, {0.7071067690849304f}));
     b.Initializer("one", Tensor::FromFloats({}, {1.0f}));
@@ -572,12 +486,12 @@ TEST(OpsElemTest, ErfGeluPatternRunsUnfusedAndFused) {
       b.Node("Mul", {"t3", "half"}, {"t4"});
       b.Node("Mul", {"x", "t4"}, {"y"});
     }
-    b.Output("y", DType::kF32);
+    b.Output("y");
     for (bool optimize : {false, true}) {
       SCOPED_TRACE(absl::StrCat("variant ", variant, " optimize ", optimize));
       LoadOptions opts;
       opts.optimize = optimize;
-      auto model = Model::LoadFromBytes(b.Serialize(), opts);
+      auto model = Model::LoadFromBytes(b.Bytes(), opts);
       ASSERT_TRUE(model.ok()) << model.status();
       auto ctx = (*model)->CreateContext();
       ASSERT_TRUE(ctx.ok());
@@ -599,8 +513,8 @@ TEST(OpsElemTest, ErfGeluPatternRunsUnfusedAndFused) {
 
 // A value the pattern needs is also used elsewhere: nothing may be fused away.
 TEST(OpsElemTest, GeluPatternWithSharedIntermediateIsNotFused) {
-  GraphBuilder b(13);
-  b.Input("x", DType::kF32, {4});
+  OnnxBuilder b(13);
+  b.Input("x", {4});
   b.Initializer("sqrt2", Tensor::FromFloats({}, {1.4142135381698608f}));
   b.Initializer("one", Tensor::FromFloats({}, {1.0f}));
   b.Initializer("half", Tensor::FromFloats({}, {0.5f}));
@@ -609,8 +523,8 @@ TEST(OpsElemTest, GeluPatternWithSharedIntermediateIsNotFused) {
   b.Node("Add", {"t2", "one"}, {"t3"});
   b.Node("Mul", {"x", "t3"}, {"t4"});
   b.Node("Mul", {"t4", "half"}, {"y"});
-  b.Output("y", DType::kF32);
-  b.Output("t2", DType::kF32);  // erf is a graph output too
+  b.Output("y");
+  b.Output("t2");  // erf is a graph output too
   Tensor x = Tensor::FromFloats({4}, {-1, 0, 0.5f, 2});
   auto out = RunModel(b, {x});
   ASSERT_EQ(out.size(), 2u);

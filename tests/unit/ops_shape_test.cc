@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
+#include "tests/util/onnx_builder.h"
 
 namespace octet {
 namespace {
@@ -17,75 +18,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
-
-// Minimal ONNX model builder (dtypes, symbolic dims, attributes, constant initializers).
-class Builder {
- public:
-  explicit Builder(int opset = 13) {
-    model_.set_ir_version(8);
-    auto* op = model_.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-  }
-  // dims < 0 are symbolic ("N").
-  void Input(const std::string& name, std::vector<int64_t> dims, DType dtype = DType::kF32) {
-    Value(model_.mutable_graph()->add_input(), name, dims, dtype);
-  }
-  void Output(const std::string& name, DType dtype = DType::kF32) {
-    auto* v = model_.mutable_graph()->add_output();
-    v->set_name(name);
-    v->mutable_type()->mutable_tensor_type()->set_elem_type(OnnxFromDType(dtype));
-  }
-  void Init(const std::string& name, const Tensor& t) {
-    *model_.mutable_graph()->add_initializer() = TensorToProto(t, name);
-  }
-  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> in,
-                        std::vector<std::string> out) {
-    auto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + std::to_string(model_.graph().node_size()));
-    for (auto& s : in) n->add_input(s);
-    for (auto& s : out) n->add_output(s);
-    return n;
-  }
-  static void Int(onnx::NodeProto* n, const std::string& name, int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  }
-  static void Float(onnx::NodeProto* n, const std::string& name, float v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(v);
-  }
-  static void Str(onnx::NodeProto* n, const std::string& name, const std::string& v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(v);
-  }
-  std::string Bytes() const { return model_.SerializeAsString(); }
-
- private:
-  static void Value(onnx::ValueInfoProto* v, const std::string& name,
-                    const std::vector<int64_t>& dims, DType dtype) {
-    v->set_name(name);
-    auto* tt = v->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(OnnxFromDType(dtype));
-    auto* shape = tt->mutable_shape();
-    for (auto d : dims) {
-      auto* dim = shape->add_dim();
-      if (d < 0) {
-        dim->set_dim_param("N");
-      } else {
-        dim->set_dim_value(d);
-      }
-    }
-  }
-  onnx::ModelProto model_;
-};
 
 std::vector<float> Floats(const Tensor& t) {
   const float* p = t.data_as<float>();
@@ -95,16 +27,16 @@ std::vector<float> Floats(const Tensor& t) {
 // ---- Shape arithmetic folds into constants ----
 
 // y = Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])): what torch.flatten(x, 1) exports.
-Builder FlattenViaShapeArithmetic() {
-  Builder b(13);
+OnnxBuilder FlattenViaShapeArithmetic() {
+  OnnxBuilder b(13);
   b.Input("x", {-1, 3, 4, 5});
-  b.Init("zero", Tensor::FromInt64s({}, {0}));
-  b.Init("axes0", Tensor::FromInt64s({1}, {0}));
-  b.Init("minus1", Tensor::FromInt64s({1}, {-1}));
+  b.Initializer("zero", Tensor::FromInt64s({}, {0}));
+  b.Initializer("axes0", Tensor::FromInt64s({1}, {0}));
+  b.Initializer("minus1", Tensor::FromInt64s({1}, {-1}));
   b.Node("Shape", {"x"}, {"shape"});
   b.Node("Gather", {"shape", "zero"}, {"batch"});
   b.Node("Unsqueeze", {"batch", "axes0"}, {"batch1"});
-  Builder::Int(b.Node("Concat", {"batch1", "minus1"}, {"target"}), "axis", 0);
+  b.Node("Concat", {"batch1", "minus1"}, {"target"}).Int("axis", 0);
   b.Node("Reshape", {"x", "target"}, {"y"});
   b.Output("y");
   return b;
@@ -135,9 +67,9 @@ TEST(ShapeOpsTest, ShapeArithmeticFoldsAtPlanBuild) {
 }
 
 TEST(ShapeOpsTest, ShapeStartEndAndSizeAreConstants) {
-  Builder b(15);
+  OnnxBuilder b(15);
   b.Input("x", {-1, 3, 4});
-  Builder::Int(b.Node("Shape", {"x"}, {"s"}), "start", -2);
+  b.Node("Shape", {"x"}, {"s"}).Int("start", -2);
   b.Node("Size", {"x"}, {"n"});
   b.Output("s", DType::kS64);
   b.Output("n", DType::kS64);
@@ -156,8 +88,8 @@ TEST(ShapeOpsTest, ShapeStartEndAndSizeAreConstants) {
 
 // ---- Gather index errors ----
 
-Builder GatherModel() {
-  Builder b(13);
+OnnxBuilder GatherModel() {
+  OnnxBuilder b(13);
   b.Input("data", {3, 2});
   b.Input("idx", {2}, DType::kS64);
   b.Node("Gather", {"data", "idx"}, {"y"});
@@ -184,9 +116,9 @@ TEST(TensorOpsTest, GatherOutOfRangeIndexIsAnErrorNotACrash) {
 }
 
 TEST(TensorOpsTest, ConstantOutOfRangeGatherIndexFailsTheLoad) {
-  Builder b(13);
+  OnnxBuilder b(13);
   b.Input("data", {3, 2});
-  b.Init("idx", Tensor::FromInt64s({1}, {7}));
+  b.Initializer("idx", Tensor::FromInt64s({1}, {7}));
   b.Node("Gather", {"data", "idx"}, {"y"});
   b.Output("y");
   auto model = Model::LoadFromBytes(b.Bytes());
@@ -195,7 +127,7 @@ TEST(TensorOpsTest, ConstantOutOfRangeGatherIndexFailsTheLoad) {
 }
 
 TEST(TensorOpsTest, GatherElementsOutOfRangeIndexIsAnError) {
-  Builder b(13);
+  OnnxBuilder b(13);
   b.Input("data", {2, 2});
   b.Input("idx", {2, 2}, DType::kS32);
   b.Node("GatherElements", {"data", "idx"}, {"y"});
@@ -213,29 +145,28 @@ TEST(TensorOpsTest, GatherElementsOutOfRangeIndexIsAnError) {
 // ---- Load-time refusals name node, op and attribute value ----
 
 TEST(TensorOpsTest, UnsupportedModesAreRefusedAtLoad) {
-  Builder b(13);
+  OnnxBuilder b(13);
   b.Input("x", {1, 1, 2, 2});
-  b.Init("scales", Tensor::FromFloats({4}, {1, 1, 2, 2}));
-  auto* n = b.Node("Resize", {"x", "", "scales"}, {"y"});
-  Builder::Str(n, "coordinate_transformation_mode", "magic");
+  b.Initializer("scales", Tensor::FromFloats({4}, {1, 1, 2, 2}));
+  b.Node("Resize", {"x", "", "scales"}, {"y"}).String("coordinate_transformation_mode", "magic");
   b.Output("y");
   auto model = Model::LoadFromBytes(b.Bytes());
   ASSERT_FALSE(model.ok());
   EXPECT_THAT(std::string(model.status().message()), HasSubstr("Resize"));
   EXPECT_THAT(std::string(model.status().message()), HasSubstr("'magic'"));
 
-  Builder p(13);
+  OnnxBuilder p(13);
   p.Input("x", {2, 2});
-  p.Init("pads", Tensor::FromInt64s({4}, {1, 1, 1, 1}));
-  Builder::Str(p.Node("Pad", {"x", "pads"}, {"y"}), "mode", "wrap");
+  p.Initializer("pads", Tensor::FromInt64s({4}, {1, 1, 1, 1}));
+  p.Node("Pad", {"x", "pads"}, {"y"}).String("mode", "wrap");
   p.Output("y");
   model = Model::LoadFromBytes(p.Bytes());
   ASSERT_FALSE(model.ok());
   EXPECT_THAT(std::string(model.status().message()), HasSubstr("'wrap'"));
 
-  Builder c(13);
+  OnnxBuilder c(13);
   c.Input("x", {2});
-  Builder::Int(c.Node("Cast", {"x"}, {"y"}), "to", onnx::TensorProto::DOUBLE);
+  c.Node("Cast", {"x"}, {"y"}).Int("to", onnx::TensorProto::DOUBLE);
   c.Output("y");
   model = Model::LoadFromBytes(c.Bytes());
   ASSERT_FALSE(model.ok());
@@ -259,25 +190,25 @@ struct ResizeCase {
 };
 
 std::vector<float> RunResize(const ResizeCase& c, int opset = 13) {
-  Builder b(opset);
+  OnnxBuilder b(opset);
   b.Input("x", c.in_shape);
   std::vector<std::string> ins = {"x", c.roi.empty() ? "" : "roi",
                                   c.scales.empty() ? "" : "scales"};
   if (!c.roi.empty())
-    b.Init("roi", Tensor::FromFloats({static_cast<int64_t>(c.roi.size())}, c.roi));
+    b.Initializer("roi", Tensor::FromFloats({static_cast<int64_t>(c.roi.size())}, c.roi));
   if (!c.scales.empty()) {
-    b.Init("scales", Tensor::FromFloats({static_cast<int64_t>(c.scales.size())}, c.scales));
+    b.Initializer("scales", Tensor::FromFloats({static_cast<int64_t>(c.scales.size())}, c.scales));
   }
   if (!c.sizes.empty()) {
-    b.Init("sizes", Tensor::FromInt64s({static_cast<int64_t>(c.sizes.size())}, c.sizes));
+    b.Initializer("sizes", Tensor::FromInt64s({static_cast<int64_t>(c.sizes.size())}, c.sizes));
     ins.push_back("sizes");
   }
-  auto* n = b.Node("Resize", ins, {"y"});
-  Builder::Str(n, "mode", c.mode);
-  if (!c.coord.empty()) Builder::Str(n, "coordinate_transformation_mode", c.coord);
-  if (!c.nearest_mode.empty()) Builder::Str(n, "nearest_mode", c.nearest_mode);
-  if (c.extrapolation != 0) Builder::Float(n, "extrapolation_value", c.extrapolation);
-  if (c.cubic_a != 0) Builder::Float(n, "cubic_coeff_a", c.cubic_a);
+  OnnxNodeRef n = b.Node("Resize", ins, {"y"});
+  n.String("mode", c.mode);
+  if (!c.coord.empty()) n.String("coordinate_transformation_mode", c.coord);
+  if (!c.nearest_mode.empty()) n.String("nearest_mode", c.nearest_mode);
+  if (c.extrapolation != 0) n.Float("extrapolation_value", c.extrapolation);
+  if (c.cubic_a != 0) n.Float("cubic_coeff_a", c.cubic_a);
   b.Output("y");
   auto model = Model::LoadFromBytes(b.Bytes());
   EXPECT_TRUE(model.ok()) << model.status();
@@ -437,10 +368,10 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<ResizeCase>& info) { return info.param.name; });
 
 TEST(TensorOpsTest, UpsampleNearestIsAsymmetricFloor) {
-  Builder b(9);
+  OnnxBuilder b(9);
   b.Input("x", {1, 1, 1, 3});
-  b.Init("scales", Tensor::FromFloats({4}, {1, 1, 1, 1.5f}));
-  Builder::Str(b.Node("Upsample", {"x", "scales"}, {"y"}), "mode", "nearest");
+  b.Initializer("scales", Tensor::FromFloats({4}, {1, 1, 1, 1.5f}));
+  b.Node("Upsample", {"x", "scales"}, {"y"}).String("mode", "nearest");
   b.Output("y");
   auto model = Model::LoadFromBytes(b.Bytes());
   ASSERT_TRUE(model.ok()) << model.status();
@@ -454,9 +385,9 @@ TEST(TensorOpsTest, UpsampleNearestIsAsymmetricFloor) {
 
 TEST(ShapeOpsTest, CastTruncatesSaturatesAndMapsBool) {
   auto run = [](DType to, const Tensor& x) -> Tensor {
-    Builder b(13);
+    OnnxBuilder b(13);
     b.Input("x", x.shape(), x.dtype());
-    Builder::Int(b.Node("Cast", {"x"}, {"y"}), "to", OnnxFromDType(to));
+    b.Node("Cast", {"x"}, {"y"}).Int("to", OnnxFromDType(to));
     b.Output("y", to);
     auto model = Model::LoadFromBytes(b.Bytes());
     EXPECT_TRUE(model.ok()) << model.status();
@@ -484,13 +415,9 @@ TEST(ShapeOpsTest, CastTruncatesSaturatesAndMapsBool) {
 
 TEST(ShapeOpsTest, LargeTransposeWithTwoThreadsMatchesNaiveLoop) {
   const int64_t a = 64, b = 33, c = 40;
-  Builder m(13);
+  OnnxBuilder m(13);
   m.Input("x", {a, b, c});
-  auto* n = m.Node("Transpose", {"x"}, {"y"});
-  auto* perm = n->add_attribute();
-  perm->set_name("perm");
-  perm->set_type(onnx::AttributeProto::INTS);
-  for (int64_t p : {2, 0, 1}) perm->add_ints(p);
+  m.Node("Transpose", {"x"}, {"y"}).Ints("perm", {2, 0, 1});
   m.Output("y");
   auto model = Model::LoadFromBytes(m.Bytes());
   ASSERT_TRUE(model.ok()) << model.status();
@@ -520,13 +447,13 @@ TEST(ShapeOpsTest, ChannelConcatOfConvOutputAndPlainInput) {
   // y = Concat(Conv(x, 2*I), x) on channels; the 1x1 conv with weights 2*identity doubles x, and
   // its output is typically in a blocked layout while x is plain.
   const int64_t c = 16, hw = 5;
-  Builder b(13);
+  OnnxBuilder b(13);
   b.Input("x", {-1, c, hw, hw});
   std::vector<float> w(c * c, 0.0f);
   for (int64_t i = 0; i < c; ++i) w[i * c + i] = 2.0f;
-  b.Init("w", Tensor::FromFloats({c, c, 1, 1}, w));
+  b.Initializer("w", Tensor::FromFloats({c, c, 1, 1}, w));
   b.Node("Conv", {"x", "w"}, {"doubled"});
-  Builder::Int(b.Node("Concat", {"doubled", "x"}, {"y"}), "axis", 1);
+  b.Node("Concat", {"doubled", "x"}, {"y"}).Int("axis", 1);
   b.Output("y");
   auto model = Model::LoadFromBytes(b.Bytes());
   ASSERT_TRUE(model.ok()) << model.status();

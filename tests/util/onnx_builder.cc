@@ -1,5 +1,7 @@
 #include "tests/util/onnx_builder.h"
 
+#include "core/onnx_tensor.h"
+
 namespace octet {
 
 onnx::AttributeProto* OnnxNodeRef::Add(const std::string& name,
@@ -46,23 +48,7 @@ OnnxBuilder::OnnxBuilder(int64_t opset) {
   model_.mutable_graph()->set_name("test");
 }
 
-int OnnxBuilder::ElemType(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return onnx::TensorProto::FLOAT;
-    case DType::kU8:
-      return onnx::TensorProto::UINT8;
-    case DType::kS8:
-      return onnx::TensorProto::INT8;
-    case DType::kS32:
-      return onnx::TensorProto::INT32;
-    case DType::kS64:
-      return onnx::TensorProto::INT64;
-    case DType::kBool:
-      return onnx::TensorProto::BOOL;
-  }
-  return onnx::TensorProto::UNDEFINED;
-}
+int OnnxBuilder::ElemType(DType dtype) { return OnnxFromDType(dtype); }
 
 OnnxBuilder& OnnxBuilder::Input(const std::string& name, const std::vector<int64_t>& dims,
                                 DType dtype) {
@@ -90,11 +76,7 @@ OnnxBuilder& OnnxBuilder::Output(const std::string& name, DType dtype) {
 }
 
 OnnxBuilder& OnnxBuilder::Initializer(const std::string& name, const Tensor& value) {
-  onnx::TensorProto* t = model_.mutable_graph()->add_initializer();
-  t->set_name(name);
-  t->set_data_type(ElemType(value.dtype()));
-  for (int64_t d : value.shape()) t->add_dims(d);
-  t->set_raw_data(value.data(), value.byte_size());
+  *model_.mutable_graph()->add_initializer() = TensorToProto(value, name);
   return *this;
 }
 

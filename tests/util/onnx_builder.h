@@ -45,7 +45,7 @@ class OnnxBuilder {
                      DType dtype = DType::kF32);
   // A graph output (shape left to the engine's inference).
   OnnxBuilder& Output(const std::string& name, DType dtype = DType::kF32);
-  // An initializer holding a copy of `value` (stored as raw_data).
+  // An initializer holding a copy of `value` (TensorToProto: stored as raw_data).
   OnnxBuilder& Initializer(const std::string& name, const Tensor& value);
   // Shorthand for a float initializer.
   OnnxBuilder& Initializer(const std::string& name, const Shape& shape,
@@ -57,7 +57,7 @@ class OnnxBuilder {
   std::string Bytes() const { return model_.SerializeAsString(); }
   onnx::ModelProto& proto() { return model_; }
 
-  // The ONNX element type of an Octet dtype.
+  // The ONNX element type of an Octet dtype (core's OnnxFromDType).
   static int ElemType(DType dtype);
 
  private:
