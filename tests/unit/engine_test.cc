@@ -79,8 +79,8 @@ TEST(EngineTest, ConvMatchesNaiveReferenceForSeveralBatchSizes) {
     auto out = (*ctx)->Run({Tensor::FromFloats({n, kC, kH, kW}, x)});
     ASSERT_TRUE(out.ok()) << out.status();
     ASSERT_EQ((*out)[0].shape(), (Shape{n, kM, kH, kW}));
-    ExpectNear((*out)[0], NaiveConv(x, n, kC, kH, kW, Random(kM * kC * kK * kK, 1), kM, kK, 1,
-                                    Random(kM, 2)));
+    ExpectNear((*out)[0],
+               NaiveConv(x, n, kC, kH, kW, Random(kM * kC * kK * kK, 1), kM, kK, 1, Random(kM, 2)));
   }
 }
 
@@ -168,8 +168,8 @@ TEST(EngineTest, ConcurrentContextsGiveTheSameResults) {
   std::vector<std::vector<float>> expected;
   for (int i = 0; i < 4; ++i) {
     inputs.push_back(Random(2 * kC * kH * kW, 100 + i));
-    expected.push_back(NaiveConv(inputs.back(), 2, kC, kH, kW, Random(kM * kC * kK * kK, 1), kM,
-                                 kK, 1, Random(kM, 2)));
+    expected.push_back(NaiveConv(inputs.back(), 2, kC, kH, kW, Random(kM * kC * kK * kK, 1), kM, kK,
+                                 1, Random(kM, 2)));
   }
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -201,8 +201,9 @@ TEST(EngineTest, ConcurrentContextsGiveTheSameResults) {
 }
 
 // Conv1 -> Conv2 -> Conv3 -> Add(conv3, conv1) -> Relu, a ResNet block: the passes fuse the Add
-// (as a residual sum, written in place over conv1's output) and the Relu into Conv3. Checked against the naive
-// convolution, with and without optimization, and with conv1 also a graph output (no in-place).
+// (as a residual sum, written in place over conv1's output) and the Relu into Conv3. Checked
+// against the naive convolution, with and without optimization, and with conv1 also a graph output
+// (no in-place).
 TEST(EngineTest, ResidualAddAndReluFuseIntoConv) {
   for (bool conv1_is_output : {false, true}) {
     OnnxBuilder b;
@@ -218,7 +219,8 @@ TEST(EngineTest, ResidualAddAndReluFuseIntoConv) {
     b.Output("y");
     if (conv1_is_output) b.Output("a");
     for (bool optimize : {true, false}) {
-      SCOPED_TRACE(testing::Message() << "conv1_is_output=" << conv1_is_output << " optimize=" << optimize);
+      SCOPED_TRACE(testing::Message()
+                   << "conv1_is_output=" << conv1_is_output << " optimize=" << optimize);
       auto model = Model::LoadFromBytes(b.Bytes(), {.optimize = optimize});
       ASSERT_TRUE(model.ok()) << model.status();
       if (optimize) {

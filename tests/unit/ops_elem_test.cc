@@ -95,10 +95,10 @@ TEST(OpsElemTest, EltwiseAndBinaryKeepTheConvolutionLayout) {
         .Ints("pads", {1, 1, 1, 1})
         .Ints("kernel_shape", {3, 3});
   }
-  b.Node("Elu", {"c1"}, {"elu"});         // eltwise, same layout
-  b.Node("Mul", {"c1", "c2"}, {"mul"});   // same-shape binary
+  b.Node("Elu", {"c1"}, {"elu"});          // eltwise, same layout
+  b.Node("Mul", {"c1", "c2"}, {"mul"});    // same-shape binary
   b.Node("Sub", {"c2", "bias"}, {"sub"});  // per-channel broadcast
-  b.Node("Floor", {"c1"}, {"floor"});     // loop path: needs plain input
+  b.Node("Floor", {"c1"}, {"floor"});      // loop path: needs plain input
   for (const char* o : {"elu", "mul", "sub", "floor"}) b.Output(o);
   Tensor x = Floats(xs, 4);
   auto out = RunModel(b, {x});
@@ -152,11 +152,11 @@ TEST(OpsElemTest, BroadcastScalarsAndRankMismatch) {
   b.Input("m", {2, 3});
   b.Input("a", {3, 1, 5});
   b.Input("c", {4, 1});
-  b.Node("Add", {"s", "m"}, {"s_plus_m"});   // scalar first: src0 broadcasts
-  b.Node("Sub", {"s", "m"}, {"s_minus_m"});  // non-commutative with broadcast src0: loop
-  b.Node("Mul", {"s", "s"}, {"s_times_s"});  // rank 0 result
-  b.Node("Div", {"a", "c"}, {"a_div_c"});    // [3,1,5] / [4,1] -> [3,4,5]
-  b.Node("ReduceMax", {"m"}, {"m11"});       // [1, 1]
+  b.Node("Add", {"s", "m"}, {"s_plus_m"});      // scalar first: src0 broadcasts
+  b.Node("Sub", {"s", "m"}, {"s_minus_m"});     // non-commutative with broadcast src0: loop
+  b.Node("Mul", {"s", "s"}, {"s_times_s"});     // rank 0 result
+  b.Node("Div", {"a", "c"}, {"a_div_c"});       // [3,1,5] / [4,1] -> [3,4,5]
+  b.Node("ReduceMax", {"m"}, {"m11"});          // [1, 1]
   b.Node("Add", {"m11", "s"}, {"m11_plus_s"});  // scalar vs [1,1]: equal descriptors, not shapes
   for (const char* o : {"s_plus_m", "s_minus_m", "s_times_s", "a_div_c", "m11_plus_s"}) {
     b.Output(o);
@@ -179,7 +179,8 @@ TEST(OpsElemTest, BroadcastScalarsAndRankMismatch) {
   std::vector<float> div;
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 4; ++j)
-      for (int k = 0; k < 5; ++k) div.push_back(a.data_as<float>()[i * 5 + k] / c.data_as<float>()[j]);
+      for (int k = 0; k < 5; ++k)
+        div.push_back(a.data_as<float>()[i * 5 + k] / c.data_as<float>()[j]);
   ExpectNear(out[3], div);
   EXPECT_EQ(out[4].shape(), (Shape{1, 1}));
   ExpectNear(out[4], {*std::max_element(m.data_as<float>(), m.data_as<float>() + 6) + 1.5f});
@@ -193,9 +194,9 @@ TEST(OpsElemTest, IntegerBroadcastAndVariadic) {
   b.Input("y", {2, 3});
   b.Input("z", {2, 1});
   b.Node("Add", {"a", "b"}, {"sum"});
-  b.Node("Max", {"x", "y", "z"}, {"max"});    // only input 1 has the full shape
+  b.Node("Max", {"x", "y", "z"}, {"max"});  // only input 1 has the full shape
   b.Node("Mean", {"x", "y", "z"}, {"mean"});
-  b.Node("Min", {"z", "x"}, {"min"});         // neither has the output shape [2,3]
+  b.Node("Min", {"z", "x"}, {"min"});  // neither has the output shape [2,3]
   for (const char* o : {"max", "mean", "min"}) b.Output(o);
   b.Output("sum", DType::kS64);
   Tensor a = Typed<int64_t>(DType::kS64, {2, 1, 3}, {1, 2, 3, 10, 20, 30});
@@ -267,9 +268,9 @@ TEST(OpsElemTest, WhereBroadcastsAllThreeInputs) {
   b.Input("y", {}, DType::kS32);
   b.Node("Where", {"c", "x", "y"}, {"w"});
   b.Output("w", DType::kS32);
-  auto out = RunModel(b, {Typed<uint8_t>(DType::kBool, {2, 1}, {1, 0}),
-                          Typed<int32_t>(DType::kS32, {1, 3}, {1, 2, 3}),
-                          Typed<int32_t>(DType::kS32, {}, {-9})});
+  auto out = RunModel(
+      b, {Typed<uint8_t>(DType::kBool, {2, 1}, {1, 0}),
+          Typed<int32_t>(DType::kS32, {1, 3}, {1, 2, 3}), Typed<int32_t>(DType::kS32, {}, {-9})});
   ASSERT_EQ(out.size(), 1u);
   ASSERT_EQ(out[0].shape(), (Shape{2, 3}));
   const std::vector<int32_t> want = {1, 2, 3, -9, -9, -9};
@@ -433,8 +434,10 @@ TEST(OpsElemTest, LargeBroadcastRunsInParallelChunks) {
   b.Node("Sub", {"a", "b"}, {"y"});
   b.Output("y", DType::kS32);
   Tensor a = Tensor::Zeros(DType::kS32, {64, 1, 513}), bv = Tensor::Zeros(DType::kS32, {1, 67, 1});
-  for (int64_t k = 0; k < a.num_elements(); ++k) a.data_as<int32_t>()[k] = static_cast<int32_t>(k * 7);
-  for (int64_t k = 0; k < bv.num_elements(); ++k) bv.data_as<int32_t>()[k] = static_cast<int32_t>(k * k);
+  for (int64_t k = 0; k < a.num_elements(); ++k)
+    a.data_as<int32_t>()[k] = static_cast<int32_t>(k * 7);
+  for (int64_t k = 0; k < bv.num_elements(); ++k)
+    bv.data_as<int32_t>()[k] = static_cast<int32_t>(k * k);
   auto model = Model::LoadFromBytes(b.Bytes());
   ASSERT_TRUE(model.ok()) << model.status();
   ContextOptions opts;
