@@ -9,7 +9,10 @@ namespace octet {
 // order of magnitude. If the variable is unset, this sets OMP_WAIT_POLICY=PASSIVE and re-executes
 // the current binary with the same arguments so the policy takes effect; when it is already set
 // (by the operator, the container or a previous re-exec) it returns without doing anything.
-// Call it first thing in main().
+// Call it first thing in main(). GOMP_SPINCOUNT is left to the operator: on cores the process
+// owns, GOMP_SPINCOUNT=3000 (~60-90 us of spinning before sleeping) removes the ~17 us wake-up
+// per oneDNN primitive and speeds up batch-1 mobilenet_v2 by ~30%, but any spinning halves the
+// throughput of two processes sharing the cores (tests/bench/RESULTS.md), so it is not a default.
 void EnsurePassiveOpenMp(char** argv);
 
 }  // namespace octet
