@@ -109,6 +109,9 @@ class BuildContext {
   virtual PlanValue* DefineOutputInPlace(size_t i, PlanValue* donor) = 0;
   // Declares output i as known now (shape arithmetic); no kernel work at run time.
   virtual void SetConstantOutput(size_t i, Tensor value) = 0;
+  // The nodes that read output i of the current node, and whether it is a graph output (lets a
+  // producer write the layout its consumers want instead of paying a reorder).
+  virtual std::vector<const Node*> Consumers(size_t i, bool* is_graph_output) const = 0;
 
   // Error helpers: messages start with the node's label.
   absl::Status Invalid(const std::string& why) const;

@@ -1,5 +1,6 @@
 #include "core/plan.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -32,6 +33,7 @@ class PlanBuilder : public BuildContext {
                           const dnnl::memory::desc* md) override;
   void SetConstantOutput(size_t i, Tensor value) override;
   PlanValue* DefineOutputInPlace(size_t i, PlanValue* donor) override;
+  std::vector<const Node*> Consumers(size_t i, bool* is_graph_output) const override;
 
  private:
   PlanValue* NewValue(const std::string& name) {
@@ -224,6 +226,17 @@ PlanValue* PlanBuilder::DefineOutputInPlace(size_t i, PlanValue* donor) {
   donor->buffer = Tensor();  // the storage now belongs to the output; Release skips the donor
   values_[v->name] = v;
   return v;
+}
+
+std::vector<const Node*> PlanBuilder::Consumers(size_t i, bool* is_graph_output) const {
+  const std::string& name = node_->outputs[i];
+  std::vector<const Node*> out;
+  for (const Node& n : graph_.nodes) {
+    if (std::find(n.inputs.begin(), n.inputs.end(), name) != n.inputs.end()) out.push_back(&n);
+  }
+  *is_graph_output = false;
+  for (const ValueInfo& v : graph_.outputs) *is_graph_output |= v.name == name;
+  return out;
 }
 
 void PlanBuilder::SetConstantOutput(size_t i, Tensor value) {

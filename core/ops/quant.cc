@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "core/dnnl_util.h"
 #include "core/ops/op_util.h"
 #include "core/ops/qref.h"
 #include "core/ops/quant_ops.h"
@@ -68,17 +69,82 @@ class QdqParams {
   Shape shape_;
 };
 
+// RoundSaturate without a libm call, so the loops below vectorize: clamp to [lo, hi] first (NaN
+// goes to lo), then round half to even by adding and subtracting 1.5 * 2^23, exact for
+// |v| <= 2^22 in the default rounding mode (the one std::nearbyint uses).
+inline int32_t RoundSaturateFast(float v, float lo, float hi) {
+  v = v >= lo ? (v <= hi ? v : hi) : lo;
+  const float kMagic = 12582912.0f;
+  return static_cast<int32_t>((v + kMagic) - kMagic);
+}
+
 template <typename Q>
 void QuantizeLoop(const float* x, Q* y, int64_t count, const QuantParams& p, ChannelMap map,
                   int threads) {
   const int32_t lo = static_cast<int32_t>(QMin(p.dtype)), hi = static_cast<int32_t>(QMax(p.dtype));
   // y = saturate(round_half_even(x / scale) + zero_point)
+  if (p.per_tensor()) {
+    const float scale = p.scales[0];
+    const int32_t zp = p.zero_points[0];
+    const float flo = static_cast<float>(lo - zp), fhi = static_cast<float>(hi - zp);
+#pragma omp parallel for num_threads(threads) if (count > 65536)
+    for (int64_t i = 0; i < count; ++i) {
+      y[i] = static_cast<Q>(RoundSaturateFast(x[i] / scale, flo, fhi) + zp);
+    }
+    return;
+  }
 #pragma omp parallel for num_threads(threads) if (count > 65536)
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t c = map.count == 1 ? 0 : (i / map.inner) % map.count;
-    const int32_t zp = p.zero_points[p.per_tensor() ? 0 : c];
-    y[i] = static_cast<Q>(RoundSaturate(x[i] / p.scales[p.per_tensor() ? 0 : c], lo - zp, hi - zp) + zp);
+    const int64_t c = (i / map.inner) % map.count;
+    const int32_t zp = p.zero_points[c];
+    y[i] = static_cast<Q>(RoundSaturate(x[i] / p.scales[c], lo - zp, hi - zp) + zp);
   }
+}
+
+// Per-tensor quantization of a plain [N, C, spatial...] x into channels-last y (the layout of
+// oneDNN's int8 convolutions), one pass instead of quantize + reorder:
+//   y[n, s, c] = saturate(round_half_even(x[n, c, s] / scale) + zero_point)
+template <typename Q>
+void QuantizeToChannelsLast(const float* x, Q* y, int64_t n, int64_t c, int64_t spatial,
+                            const QuantParams& p, int threads) {
+  const int32_t zp = p.zero_points[0];
+  const float flo = static_cast<float>(static_cast<int32_t>(QMin(p.dtype)) - zp);
+  const float fhi = static_cast<float>(static_cast<int32_t>(QMax(p.dtype)) - zp);
+  const float scale = p.scales[0];
+  constexpr int64_t kBlock = 256;  // spatial positions per work item
+  const int64_t blocks = (spatial + kBlock - 1) / kBlock;
+#pragma omp parallel for num_threads(threads) if (n * c * spatial > 65536)
+  for (int64_t item = 0; item < n * blocks; ++item) {
+    const int64_t b = item / blocks, s0 = (item % blocks) * kBlock;
+    const int64_t s1 = std::min(spatial, s0 + kBlock);
+    const float* xb = x + b * c * spatial;
+    Q* yb = y + b * c * spatial;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float* xc = xb + ch * spatial;
+      for (int64_t s = s0; s < s1; ++s) {
+        yb[s * c + ch] = static_cast<Q>(RoundSaturateFast(xc[s] / scale, flo, fhi) + zp);
+      }
+    }
+  }
+}
+
+// True when every reader of the current node's output is an int8 convolution or pooling reading
+// it as its data input: those get channels-last int8 sources from oneDNN.
+bool ConsumersWantChannelsLast(const BuildContext& ctx) {
+  bool graph_output = false;
+  const std::vector<const Node*> readers = ctx.Consumers(0, &graph_output);
+  if (graph_output || readers.empty()) return false;
+  const std::string& y = ctx.node().outputs[0];
+  for (const Node* r : readers) {
+    const bool conv = (r->domain == kOctetDomain && r->op_type == "QConv") ||
+                      (r->domain.empty() && r->op_type == "QLinearConv");
+    const bool pool = r->domain == kOctetDomain && r->op_type == "QPool";
+    if (!conv && !pool) return false;
+    for (size_t k = 1; k < r->inputs.size(); ++k) {
+      if (r->inputs[k] == y) return false;
+    }
+  }
+  return true;
 }
 
 absl::StatusOr<std::unique_ptr<OpKernel>> BuildQuantize(BuildContext& ctx) {
@@ -95,11 +161,36 @@ absl::StatusOr<std::unique_ptr<OpKernel>> BuildQuantize(BuildContext& ctx) {
   if (params->constant()) {
     if (auto p = params->Read(); !p.ok()) return p.status();
   }
-  PlanValue& y = ctx.DefineOutput(0, out_type, x.shape);
+  // A constant per-tensor quantization of a 4-D value read only by int8 convolutions / pooling
+  // writes channels-last directly.
+  bool channels_last = false;
+  if (params->constant() && x.shape.size() == 4 && NumElements(x.shape) > 0) {
+    auto p = params->Read();
+    channels_last = p.ok() && p->per_tensor() && ConsumersWantChannelsLast(ctx);
+  }
+  dnnl::memory::desc nhwc;
+  if (channels_last) {
+    nhwc = dnnl::memory::desc(ToDims(x.shape), ToDnnl(out_type), dnnl::memory::format_tag::acdb);
+  }
+  PlanValue& y = ctx.DefineOutput(0, out_type, x.shape, channels_last ? &nhwc : nullptr);
   const float* xp = x.buffer.data_as<float>();
   void* yp = y.buffer.data();
   const int64_t count = NumElements(x.shape);
   const int threads = ctx.num_threads();
+  if (channels_last) {
+    const QuantParams p = *params->Read();
+    const int64_t n = x.shape[0], c = x.shape[1], spatial = x.shape[2] * x.shape[3];
+    return std::unique_ptr<OpKernel>(new LambdaKernel(
+        [=]() -> absl::Status {
+          if (p.dtype == DType::kU8) {
+            QuantizeToChannelsLast(xp, static_cast<uint8_t*>(yp), n, c, spatial, p, threads);
+          } else {
+            QuantizeToChannelsLast(xp, static_cast<int8_t*>(yp), n, c, spatial, p, threads);
+          }
+          return absl::OkStatus();
+        },
+        "ref:quantize_to_nhwc"));
+  }
   return std::unique_ptr<OpKernel>(new LambdaKernel(
       [=]() -> absl::Status {
         auto p = params->Read();
