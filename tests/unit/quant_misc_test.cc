@@ -69,7 +69,8 @@ void ExpectMatchesLiteral(const std::string& bytes, const std::vector<Tensor>& i
   auto plan = ctx->PlanFor(shapes);
   ASSERT_TRUE(plan.ok()) << plan.status();
   const std::string text = (*plan)->Describe();
-  // On oneDNN, not the scalar reference loops, and no dequantize inside.
+  // On oneDNN (or Octet's int8 global-average loop), not the scalar reference loops, and no
+  // dequantize inside.
   EXPECT_THAT(text, Not(HasSubstr("ref:int8"))) << text;
   for (const auto& step_info : (*plan)->steps()) {
     // (oneDNN's "ref:any" concat is its reorder-based one for inputs of different layouts.)
@@ -163,6 +164,38 @@ TEST(QuantMiscTest, PoolingOfConvolutionOutputs) {
     SCOPED_TRACE(op);
     ExpectMatchesLiteral(q.b.Bytes(), {RandomFloats({2, 8, 6, 6}, -1.2f, 1.2f, 8)}, 0.015f,
                          "QPool");
+  }
+}
+
+// Global average pooling straight on a quantized input: plain when the quantized value is also a
+// graph output, channels-last when QuantizeLinear writes it for the pooling; u8 and s8.
+TEST(QuantMiscTest, GlobalAveragePoolOnPlainAndChannelsLastInputs) {
+  for (bool expose : {false, true}) {
+    for (int x_zp : {0, 131}) {
+      QdqGraph q;
+      q.b.Input("x", DType::kF32, {3, 40, 7, 5});
+      const std::string x = q.Qdq("x", "qx", 0.013f, x_zp);
+      q.b.Node("GlobalAveragePool", {x}, {"pool"});
+      const std::string y = q.Qdq("pool", "qy", 0.0071f, 97);
+      q.b.Node("Identity", {y}, {"out"});
+      q.b.Output("out");
+      if (expose) {
+        q.b.Node("Identity", {"qx_q"}, {"xq_out"});
+        q.b.Output("xq_out", DType::kU8);
+      }
+      SCOPED_TRACE(::testing::Message() << "exposed " << expose << " x_zp " << x_zp);
+      auto model = Model::LoadFromBytes(q.b.Bytes());
+      ASSERT_TRUE(model.ok()) << model.status();
+      auto ctx = (*model)->CreateContext();
+      ASSERT_TRUE(ctx.ok()) << ctx.status();
+      auto plan = (*ctx)->PlanFor({Shape{3, 40, 7, 5}});
+      ASSERT_TRUE(plan.ok()) << plan.status();
+      const std::string text = (*plan)->Describe();
+      EXPECT_THAT(text, HasSubstr("octet:int8_global_average")) << text;
+      EXPECT_EQ(text.find("quantize_to_nhwc") != std::string::npos, !expose) << text;
+      ExpectMatchesLiteral(q.b.Bytes(), {RandomFloats({3, 40, 7, 5}, -1.5f, 1.7f, 12)}, 0.0071f,
+                           "QPool");
+    }
   }
 }
 
