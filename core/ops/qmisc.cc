@@ -205,7 +205,8 @@ std::unique_ptr<OpKernel> BuildGlobalAverageInt8(BuildContext& ctx, PlanValue& x
   const double ratio = static_cast<double>(xq.scales[0]) / static_cast<double>(yq.scales[0]);
   const int64_t x_zp = xq.zero_points[0];
   const int32_t y_zp = yq.zero_points[0];
-  const int32_t lo = static_cast<int32_t>(QMin(yq.dtype)), hi = static_cast<int32_t>(QMax(yq.dtype));
+  const int32_t lo = static_cast<int32_t>(QMin(yq.dtype)),
+                hi = static_cast<int32_t>(QMax(yq.dtype));
   const DType y_dtype = yq.dtype;
   const int threads = ctx.num_threads();
   auto pool = [=](auto* xt) {

@@ -58,13 +58,16 @@ int main(int argc, char** argv) {
   for (int r = 0; r < runs + 2; ++r) {
     const auto t0 = Clock::now();
     if (!(*ctx)->Run(inputs).ok()) return 1;
-    if (r >= 2) best_run = std::min(best_run, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    if (r >= 2)
+      best_run =
+          std::min(best_run, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     for (size_t i = 0; i < steps.size(); ++i) {
       const auto s0 = Clock::now();
       if (!steps[i].kernel->Run(stream).ok()) return 1;
       stream.wait();
       if (r >= 2) {
-        best[i] = std::min(best[i], std::chrono::duration<double, std::milli>(Clock::now() - s0).count());
+        best[i] =
+            std::min(best[i], std::chrono::duration<double, std::milli>(Clock::now() - s0).count());
       }
     }
   }
@@ -76,8 +79,9 @@ int main(int argc, char** argv) {
     e.first++;
     e.second += best[i];
   }
-  std::printf("whole run: min %.3f ms; sum of per-step minima %.3f ms (%zu steps)\n", best_run, total,
-              steps.size());
-  for (const auto& [name, e] : by_impl) std::printf("%8.3f ms x%-3d %s\n", e.second, e.first, name.c_str());
+  std::printf("whole run: min %.3f ms; sum of per-step minima %.3f ms (%zu steps)\n", best_run,
+              total, steps.size());
+  for (const auto& [name, e] : by_impl)
+    std::printf("%8.3f ms x%-3d %s\n", e.second, e.first, name.c_str());
   return 0;
 }

@@ -85,8 +85,8 @@ std::string QuantizeConvModel(DType q_type, bool expose_q) {
   b.Init("yz", Scalar(DType::kU8, 7));
   b.Init("bias", RandomInts(DType::kS32, {m}, -2000, 2000, 8));
   b.Node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"}, "q");
-  auto* conv = b.Node("QLinearConv", {"xq", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"},
-                      {"y"}, "conv");
+  auto* conv =
+      b.Node("QLinearConv", {"xq", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"}, {"y"}, "conv");
   QModelBuilder::Ints(conv, "pads", {1, 1, 1, 1});
   QModelBuilder::Ints(conv, "strides", {2, 1});
   b.Output("y", DType::kU8);
@@ -126,9 +126,9 @@ TEST(QuantizeLinearLayoutTest, ChannelsLastQuantizeFeedsConvolutionExactly) {
     const Tensor& q = (*want)[1];
     const int32_t zp = t == DType::kU8 ? 119 : -9;
     for (int64_t i = 0; i < q.num_elements(); ++i) {
-      ASSERT_EQ(q.GetAsDouble(i), OnnxQuantize(x.data_as<float>()[i], 0.03f, zp,
-                                               t == DType::kU8 ? 0 : -128,
-                                               t == DType::kU8 ? 255 : 127));
+      ASSERT_EQ(q.GetAsDouble(i),
+                OnnxQuantize(x.data_as<float>()[i], 0.03f, zp, t == DType::kU8 ? 0 : -128,
+                             t == DType::kU8 ? 255 : 127));
     }
   }
 }
