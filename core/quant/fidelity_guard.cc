@@ -142,8 +142,8 @@ absl::Status CountLayerWork(const Graph& g, const std::set<std::string>& layers,
       const Tensor* w = g.FindInitializer(nodes[i]->inputs[1]);
       if (w == nullptr) return absl::InternalError(nodes[i]->Label() + ": weight not constant");
       const int64_t channels = w->dim(static_cast<int>(ChannelAxis(*nodes[i])));
-      (*macs)[nodes[i]->name] = w->num_elements() * (v[i].num_elements() / std::max<int64_t>(
-                                                                               channels, 1));
+      (*macs)[nodes[i]->name] =
+          w->num_elements() * (v[i].num_elements() / std::max<int64_t>(channels, 1));
       (*weights)[nodes[i]->name] = w->num_elements();
     }
     return absl::OkStatus();

@@ -121,23 +121,24 @@ struct LayerSensitivity {
 };
 
 struct FidelityGuardResult {
-  QuantizeResult result;       // the final model
-  double initial_cosine = 0;   // full INT8 (only the user's exclusions)
-  double cosine = 0;           // the final model
+  QuantizeResult result;      // the final model
+  double initial_cosine = 0;  // full INT8 (only the user's exclusions)
+  double cosine = 0;          // the final model
   // Probed layers, highest gain first: the order in which layers are moved.
   std::vector<LayerSensitivity> ranking;
-  std::vector<std::string> moved_to_fp32;     // layers added to the exclusions, in order
-  std::vector<double> cosine_after_move;      // mean cosine after each move
-  std::vector<double> int8_macs_after_move;   // fraction of MACs still INT8 after each move
-  double int8_mac_fraction = 0;     // of all Conv/Gemm/MatMul MACs, in the final model
-  double int8_weight_fraction = 0;  // of their weight elements, in the final model
+  std::vector<std::string> moved_to_fp32;    // layers added to the exclusions, in order
+  std::vector<double> cosine_after_move;     // mean cosine after each move
+  std::vector<double> int8_macs_after_move;  // fraction of MACs still INT8 after each move
+  double int8_mac_fraction = 0;              // of all Conv/Gemm/MatMul MACs, in the final model
+  double int8_weight_fraction = 0;           // of their weight elements, in the final model
   bool within_budget = false;
 };
 
 // Quantizes, then while the mean cosine on `validation` is below min_cosine: measures each
 // candidate layer's gain when kept alone in FP32 (once), and moves layers to FP32 in order of
 // decreasing gain (then the layers not probed, in topological order), re-measuring after each
-// move, until the target holds. `validation` maps every graph input to [N, ...] samples as for calibration.
+// move, until the target holds. `validation` maps every graph input to [N, ...] samples as for
+// calibration.
 absl::StatusOr<FidelityGuardResult> QuantizeWithFidelityGuard(
     const std::string& fp32_onnx_bytes, const std::map<std::string, Tensor>& calibration,
     const QuantizeOptions& options, const std::map<std::string, Tensor>& validation,

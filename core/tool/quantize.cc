@@ -92,8 +92,8 @@ void PrintFidelityGuard(const FidelityGuardResult& g, const FidelityGuardOptions
   if (!g.ranking.empty()) {
     std::cout << "measured gain of keeping one layer in FP32 (highest first):\n";
     for (const LayerSensitivity& l : g.ranking) {
-      std::cout << absl::StrFormat("  %-32s cosine %.5f gain %+.5f  %.1f MMAC\n", l.node,
-                                   l.cosine, l.gain, l.macs / 1e6);
+      std::cout << absl::StrFormat("  %-32s cosine %.5f gain %+.5f  %.1f MMAC\n", l.node, l.cosine,
+                                   l.gain, l.macs / 1e6);
     }
   }
   for (size_t i = 0; i < g.moved_to_fp32.size(); ++i) {
@@ -197,8 +197,9 @@ int QuantizeMain(const std::vector<std::string>& args) {
   }
   if (validate && !fidelity && !parser.Has("labels")) {
     return ReportUsageError(
-        kCommand, absl::InvalidArgumentError(
-                      "--validate needs --labels (top-1 guard) or --min-cosine (label-free guard)"));
+        kCommand,
+        absl::InvalidArgumentError(
+            "--validate needs --labels (top-1 guard) or --min-cosine (label-free guard)"));
   }
   if (parser.Has("max-accuracy-drop") && !parser.Has("labels")) {
     return ReportUsageError(
@@ -216,8 +217,7 @@ int QuantizeMain(const std::vector<std::string>& args) {
                                             parser.Get("min-cosine"), "'")));
     }
     fidelity_guard.min_cosine = *c;
-    absl::StatusOr<int64_t> probes =
-        ParseIntFlag("probes", parser.Get("probes", "0"), 0, 1 << 20);
+    absl::StatusOr<int64_t> probes = ParseIntFlag("probes", parser.Get("probes", "0"), 0, 1 << 20);
     if (!probes.ok()) return ReportUsageError(kCommand, probes.status());
     fidelity_guard.max_probes = static_cast<int>(*probes);
   }
