@@ -224,10 +224,18 @@ absl::StatusOr<FidelityGuardResult> QuantizeWithFidelityGuard(
       if (!plan.layers.count(n.name)) continue;
       if (guard.max_probes > 0 && static_cast<int>(out.ranking.size()) >= guard.max_probes) break;
       std::set<std::string> trial = exclude;
-      trial.insert(n.name);
+      if (guard.probe == FidelityGuardOptions::Probe::kFp32Alone) {
+        trial.insert(n.name);
+      } else {
+        trial.insert(plan.layers.begin(), plan.layers.end());
+        trial.erase(n.name);
+      }
       absl::StatusOr<double> c = probe.Score(trial, nullptr, nullptr);
       if (!c.ok()) return c.status();
-      out.ranking.push_back({n.name, *c, *c - out.initial_cosine, macs[n.name]});
+      const double gain = guard.probe == FidelityGuardOptions::Probe::kFp32Alone
+                              ? *c - out.initial_cosine
+                              : 1.0 - *c;
+      out.ranking.push_back({n.name, *c, gain, macs[n.name]});
     }
     std::stable_sort(
         out.ranking.begin(), out.ranking.end(),

@@ -79,7 +79,8 @@ absl::StatusOr<QuantizeResult> BuildModel(const Session& session,
   if (!plan.ok()) return plan.status();
   std::map<std::string, std::string> dequantized;
   absl::StatusOr<Graph> qdq =
-      RewriteToQdq(session.prepared, *plan, session.params, options.per_channel, &dequantized);
+      RewriteToQdq(session.prepared, *plan, session.params, options.per_channel, &dequantized,
+                   options.mse_weight_clip);
   if (!qdq.ok()) return qdq.status();
   QuantizeResult result;
   absl::StatusOr<std::string> bytes = SerializeGraph(*qdq);

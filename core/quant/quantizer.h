@@ -27,6 +27,9 @@ struct QuantizeOptions {
   RangeEstimatorOptions range;
   // Weights: one scale per output channel (true) or one per tensor (false).
   bool per_channel = true;
+  // Weights: scale = t / 127 with the clipping threshold t <= max|w| minimizing the squared
+  // weight error (true), or t = max|w| (false).
+  bool mse_weight_clip = false;
   // Node names kept in FP32. A name that is not a node of the model is INVALID_ARGUMENT.
   std::vector<std::string> exclude;
   // Samples per FP32 engine run during calibration. >= 1.
@@ -108,6 +111,13 @@ struct FidelityGuardOptions {
   // `max_probes` quantized Conv/Gemm/MatMul layers in topological order (early layers feed their
   // noise through the whole network); 0 measures every layer. >= 0.
   int max_probes = 0;
+  // How a layer's sensitivity is measured. kFp32Alone: the full INT8 model with only this layer
+  // in FP32 (gain = its cosine - full INT8's). kInt8Alone: the FP32 model with only this layer in
+  // INT8 (gain = 1 - its cosine: the damage its quantization does on its own; such damages add
+  // up roughly like noise powers, where single FP32 layers interact: the tensor between two
+  // quantized layers stays quantized until both are FP32).
+  enum class Probe { kFp32Alone, kInt8Alone };
+  Probe probe = Probe::kInt8Alone;
   // Give up after this many layers were moved back to FP32. >= 0.
   int max_fp32_layers = 1000;
 };
@@ -115,8 +125,8 @@ struct FidelityGuardOptions {
 // One probed layer: the metric with it alone kept in FP32.
 struct LayerSensitivity {
   std::string node;
-  double cosine = 0;  // mean cosine with only this layer (and the user's exclusions) in FP32
-  double gain = 0;    // cosine - the full INT8 model's cosine
+  double cosine = 0;  // mean cosine with only this layer in FP32 / in INT8 (see Probe)
+  double gain = 0;    // expected gain of moving it to FP32 (see Probe)
   int64_t macs = 0;   // multiply-accumulates per sample
 };
 

@@ -90,7 +90,10 @@ void PrintFidelityGuard(const FidelityGuardResult& g, const FidelityGuardOptions
   std::cout << absl::StrFormat("cosine INT8 vs FP32: %.5f (target %.5f)\n", g.initial_cosine,
                                options.min_cosine);
   if (!g.ranking.empty()) {
-    std::cout << "measured gain of keeping one layer in FP32 (highest first):\n";
+    std::cout << (options.probe == FidelityGuardOptions::Probe::kFp32Alone
+                      ? "measured cosine with one layer kept in FP32 (highest gain first):\n"
+                      : "measured cosine with one layer alone in INT8 (gain = 1 - cosine, "
+                        "highest first):\n");
     for (const LayerSensitivity& l : g.ranking) {
       std::cout << absl::StrFormat("  %-32s cosine %.5f gain %+.5f  %.1f MMAC\n", l.node, l.cosine,
                                    l.gain, l.macs / 1e6);
@@ -133,6 +136,9 @@ int QuantizeMain(const std::vector<std::string>& args) {
   parser.AddFlag("percentile", "P", "Percentile kept by --method percentile (default 99.99).");
   parser.AddSwitch("per-channel", "One weight scale per output channel (the default).");
   parser.AddSwitch("no-per-channel", "One weight scale per weight tensor.");
+  parser.AddSwitch("weight-clip-mse",
+                   "Weight scales from the clipping threshold with the least squared error "
+                   "(default: max|w| / 127).");
   parser.AddFlag("exclude", "NODE[,NODE]", "Nodes kept in FP32.", /*required=*/false,
                  /*repeated=*/true);
   parser.AddFlag("threads", "T", "Engine threads (default 1).");
@@ -148,6 +154,9 @@ int QuantizeMain(const std::vector<std::string>& args) {
   parser.AddFlag("probes", "N",
                  "With --min-cosine: measure the gain of the first N quantized layers only "
                  "(default 0 = all; each costs one quantize and validation run).");
+  parser.AddFlag("probe", "MODE",
+                 "With --min-cosine, how a layer's gain is measured: int8-alone (default: only "
+                 "it quantized) or fp32-alone (only it kept in FP32).");
   if (absl::Status s = parser.Parse(args); !s.ok()) return ReportUsageError(kCommand, s);
   if (parser.help_requested()) {
     std::cout << parser.Usage();
@@ -171,6 +180,7 @@ int QuantizeMain(const std::vector<std::string>& args) {
         kCommand, absl::InvalidArgumentError("--per-channel and --no-per-channel contradict"));
   }
   options.per_channel = !parser.Has("no-per-channel");
+  options.mse_weight_clip = parser.Has("weight-clip-mse");
   for (const std::string& e : parser.GetAll("exclude")) {
     for (absl::string_view name : absl::StrSplit(e, ',', absl::SkipEmpty())) {
       options.exclude.emplace_back(name);
@@ -205,8 +215,11 @@ int QuantizeMain(const std::vector<std::string>& args) {
     return ReportUsageError(
         kCommand, absl::InvalidArgumentError("--max-accuracy-drop needs --validate and --labels"));
   }
-  if (parser.Has("probes") && !fidelity) {
-    return ReportUsageError(kCommand, absl::InvalidArgumentError("--probes needs --min-cosine"));
+  for (const char* flag : {"probes", "probe"}) {
+    if (parser.Has(flag) && !fidelity) {
+      return ReportUsageError(
+          kCommand, absl::InvalidArgumentError(absl::StrCat("--", flag, " needs --min-cosine")));
+    }
   }
   FidelityGuardOptions fidelity_guard;
   if (fidelity) {
@@ -220,6 +233,14 @@ int QuantizeMain(const std::vector<std::string>& args) {
     absl::StatusOr<int64_t> probes = ParseIntFlag("probes", parser.Get("probes", "0"), 0, 1 << 20);
     if (!probes.ok()) return ReportUsageError(kCommand, probes.status());
     fidelity_guard.max_probes = static_cast<int>(*probes);
+    const std::string mode = parser.Get("probe", "int8-alone");
+    if (mode == "fp32-alone") {
+      fidelity_guard.probe = FidelityGuardOptions::Probe::kFp32Alone;
+    } else if (mode != "int8-alone") {
+      return ReportUsageError(kCommand,
+                              absl::InvalidArgumentError(absl::StrCat(
+                                  "--probe must be int8-alone or fp32-alone, got '", mode, "'")));
+    }
   }
   AccuracyGuardOptions guard;
   if (parser.Has("max-accuracy-drop")) {
