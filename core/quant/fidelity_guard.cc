@@ -68,36 +68,40 @@ double MeanCosine(const std::vector<float>& a, const std::vector<float>& b, int6
   return sum / static_cast<double>(n);
 }
 
-// The guard's state: FP32 reference outputs and a way to score a set of exclusions.
+// The guard's state: FP32 reference outputs and a way to score a set of exclusions, on all
+// validation samples or on the first `probe_samples` of them (the per-layer probes).
 class FidelityProbe {
  public:
   FidelityProbe(const Session& session, const QuantizeOptions& options,
                 const std::map<std::string, Tensor>& validation, std::vector<float> reference,
-                int64_t per_sample, int64_t batch)
+                int64_t per_sample, int64_t batch, int64_t probe_samples)
       : session_(session),
         options_(options),
         validation_(validation),
         reference_(std::move(reference)),
         per_sample_(per_sample),
-        batch_(batch) {}
+        batch_(batch) {
+    for (const auto& [name, t] : validation) subset_[name] = SliceRows(t, 0, probe_samples);
+    subset_reference_.assign(reference_.begin(), reference_.begin() + probe_samples * per_sample);
+  }
 
   // Builds the QDQ model for `exclude` and measures its mean cosine against FP32.
-  absl::StatusOr<double> Score(const std::set<std::string>& exclude, QuantizeResult* result,
+  absl::StatusOr<double> Score(const std::set<std::string>& exclude, bool subset,
                                QdqPlan* plan) const {
     absl::StatusOr<QuantizeResult> r =
         BuildModel(session_, exclude, options_, plan, /*measure_sqnr=*/false);
     if (!r.ok()) return r.status();
     absl::StatusOr<Graph> g = ImportOnnxModel(r->onnx_bytes);
     if (!g.ok()) return g.status();
+    const std::vector<float>& reference = subset ? subset_reference_ : reference_;
     int64_t per_sample = 0;
     absl::StatusOr<std::vector<float>> y =
-        FirstOutputs(*g, validation_, options_.num_threads, batch_, &per_sample);
+        FirstOutputs(*g, subset ? subset_ : validation_, options_.num_threads, batch_, &per_sample);
     if (!y.ok()) return y.status();
-    if (y->size() != reference_.size()) {
+    if (y->size() != reference.size()) {
       return absl::InternalError("the quantized model's first output differs in size from FP32's");
     }
-    if (result != nullptr) *result = *std::move(r);
-    return MeanCosine(reference_, *y, per_sample_);
+    return MeanCosine(reference, *y, per_sample_);
   }
 
  private:
@@ -107,6 +111,8 @@ class FidelityProbe {
   const std::vector<float> reference_;
   const int64_t per_sample_;
   const int64_t batch_;
+  std::map<std::string, Tensor> subset_;
+  std::vector<float> subset_reference_;
 };
 
 // Output-channel axis of a quantizable layer's weight (as the rewriter quantizes it).
@@ -189,6 +195,7 @@ absl::StatusOr<FidelityGuardResult> QuantizeWithFidelityGuard(
     return absl::InvalidArgumentError("min_cosine must be in (0, 1]");
   }
   if (guard.max_probes < 0) return absl::InvalidArgumentError("max_probes must be >= 0");
+  if (guard.probe_samples < 0) return absl::InvalidArgumentError("probe_samples must be >= 0");
   if (guard.max_fp32_layers < 0) return absl::InvalidArgumentError("max_fp32_layers must be >= 0");
   const int64_t batch = std::max<int64_t>(options.calibration_batch, 16);
   // Validation data is checked (and FP32's outputs computed) before the long calibration.
@@ -201,13 +208,15 @@ absl::StatusOr<FidelityGuardResult> QuantizeWithFidelityGuard(
   absl::StatusOr<std::unique_ptr<Session>> session =
       StartSession(fp32_onnx_bytes, calibration, options);
   if (!session.ok()) return session.status();
+  const int64_t n = static_cast<int64_t>(reference->size()) / per_sample;
+  const int64_t probe_samples = guard.probe_samples > 0 ? std::min(n, guard.probe_samples) : n;
   const FidelityProbe probe(**session, options, validation, *std::move(reference), per_sample,
-                            batch);
+                            batch, probe_samples);
 
   FidelityGuardResult out;
   std::set<std::string> exclude(options.exclude.begin(), options.exclude.end());
   QdqPlan plan;
-  absl::StatusOr<double> cosine = probe.Score(exclude, nullptr, &plan);
+  absl::StatusOr<double> cosine = probe.Score(exclude, /*subset=*/false, &plan);
   if (!cosine.ok()) return cosine.status();
   out.initial_cosine = *cosine;
   std::set<std::string> all_layers(plan.layers);
@@ -230,7 +239,7 @@ absl::StatusOr<FidelityGuardResult> QuantizeWithFidelityGuard(
         trial.insert(plan.layers.begin(), plan.layers.end());
         trial.erase(n.name);
       }
-      absl::StatusOr<double> c = probe.Score(trial, nullptr, nullptr);
+      absl::StatusOr<double> c = probe.Score(trial, /*subset=*/true, nullptr);
       if (!c.ok()) return c.status();
       const double gain = guard.probe == FidelityGuardOptions::Probe::kFp32Alone
                               ? *c - out.initial_cosine
@@ -256,7 +265,7 @@ absl::StatusOr<FidelityGuardResult> QuantizeWithFidelityGuard(
       }
       exclude.insert(layer);
       out.moved_to_fp32.push_back(layer);
-      cosine = probe.Score(exclude, nullptr, nullptr);
+      cosine = probe.Score(exclude, /*subset=*/false, nullptr);
       if (!cosine.ok()) return cosine.status();
       out.cosine_after_move.push_back(*cosine);
       out.int8_macs_after_move.push_back(Int8Fraction(macs, exclude));

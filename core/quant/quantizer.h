@@ -118,6 +118,9 @@ struct FidelityGuardOptions {
   // quantized layers stays quantized until both are FP32).
   enum class Probe { kFp32Alone, kInt8Alone };
   Probe probe = Probe::kInt8Alone;
+  // Validation samples the probes run on (the first ones; the ranking needs less precision than
+  // the stopping test, which always uses all). 0 = all. >= 0.
+  int64_t probe_samples = 0;
   // Give up after this many layers were moved back to FP32. >= 0.
   int max_fp32_layers = 1000;
 };

@@ -154,6 +154,9 @@ int QuantizeMain(const std::vector<std::string>& args) {
   parser.AddFlag("probes", "N",
                  "With --min-cosine: measure the gain of the first N quantized layers only "
                  "(default 0 = all; each costs one quantize and validation run).");
+  parser.AddFlag("probe-samples", "N",
+                 "With --min-cosine: the probes run on the first N validation samples (default 0 "
+                 "= all; the moves are always measured on all).");
   parser.AddFlag("probe", "MODE",
                  "With --min-cosine, how a layer's gain is measured: int8-alone (default: only "
                  "it quantized) or fp32-alone (only it kept in FP32).");
@@ -215,7 +218,7 @@ int QuantizeMain(const std::vector<std::string>& args) {
     return ReportUsageError(
         kCommand, absl::InvalidArgumentError("--max-accuracy-drop needs --validate and --labels"));
   }
-  for (const char* flag : {"probes", "probe"}) {
+  for (const char* flag : {"probes", "probe", "probe-samples"}) {
     if (parser.Has(flag) && !fidelity) {
       return ReportUsageError(
           kCommand, absl::InvalidArgumentError(absl::StrCat("--", flag, " needs --min-cosine")));
@@ -233,6 +236,10 @@ int QuantizeMain(const std::vector<std::string>& args) {
     absl::StatusOr<int64_t> probes = ParseIntFlag("probes", parser.Get("probes", "0"), 0, 1 << 20);
     if (!probes.ok()) return ReportUsageError(kCommand, probes.status());
     fidelity_guard.max_probes = static_cast<int>(*probes);
+    absl::StatusOr<int64_t> probe_samples =
+        ParseIntFlag("probe-samples", parser.Get("probe-samples", "0"), 0, int64_t{1} << 40);
+    if (!probe_samples.ok()) return ReportUsageError(kCommand, probe_samples.status());
+    fidelity_guard.probe_samples = *probe_samples;
     const std::string mode = parser.Get("probe", "int8-alone");
     if (mode == "fp32-alone") {
       fidelity_guard.probe = FidelityGuardOptions::Probe::kFp32Alone;
