@@ -227,10 +227,11 @@ INSTANTIATE_TEST_SUITE_P(Models, TorchvisionInt8Test,
 // pass).
 struct GuardCase {
   std::string model;
-  double goal;           // issue 3's mean-cosine goal, asserted on the evaluation inputs
-  double guard_target;   // what the guard aims for on the validation inputs (goal + a margin)
-  int max_probes;        // FidelityGuardOptions::max_probes
-  double min_int8_macs;  // asserted floor of the INT8 MAC fraction
+  double goal;            // issue 3's mean-cosine goal, asserted on the evaluation inputs
+  double guard_target;    // what the guard aims for on the validation inputs (goal + a margin)
+  int max_probes;         // FidelityGuardOptions::max_probes (the rest follow in order)
+  int64_t probe_samples;  // FidelityGuardOptions::probe_samples
+  double min_int8_macs;   // asserted floor of the INT8 MAC fraction
 };
 
 class TorchvisionGuardTest : public ::testing::TestWithParam<GuardCase> {};
@@ -254,6 +255,7 @@ TEST_P(TorchvisionGuardTest, GuardedModelMeetsTheGoalOnUnseenInputs) {
   FidelityGuardOptions guard;
   guard.min_cosine = c.guard_target;
   guard.max_probes = c.max_probes;
+  guard.probe_samples = c.probe_samples;
   const auto start = std::chrono::steady_clock::now();
   auto g = QuantizeWithFidelityGuard(fp32_bytes, {{input, RandomImages(kCalibrationSamples, 2002)}},
                                      options, {{input, RandomImages(kEvalSamples, 3003)}}, guard);
@@ -292,9 +294,13 @@ TEST_P(TorchvisionGuardTest, GuardedModelMeetsTheGoalOnUnseenInputs) {
 
 void PrintTo(const GuardCase& c, std::ostream* os) { *os << c.model; }
 
+// Measured 2026-11-23 (validation 64 inputs seed 3003, 16 of them for the probes): resnet50
+// moves 12 layers (77% of MACs stay INT8), mobilenet_v2 7 (80%); floors 70%. The probes are
+// bounded (first 20 layers of resnet50, 16 samples) to keep CI time down: on these networks the
+// damage falls with depth (see tests/fixtures/README.md).
 INSTANTIATE_TEST_SUITE_P(Models, TorchvisionGuardTest,
-                         ::testing::Values(GuardCase{"resnet50", 0.995, 0.996, 0, 0.6},
-                                           GuardCase{"mobilenet_v2", 0.99, 0.991, 0, 0.6}),
+                         ::testing::Values(GuardCase{"resnet50", 0.995, 0.9955, 20, 16, 0.7},
+                                           GuardCase{"mobilenet_v2", 0.99, 0.9905, 0, 16, 0.7}),
                          [](const auto& info) { return info.param.model; });
 
 }  // namespace
