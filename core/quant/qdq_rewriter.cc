@@ -329,31 +329,8 @@ struct QuantizedWeight {
 };
 
 // w_q = saturate(round_half_even(w / s_w[c]), -127, 127), s_w[c] = max|w[c]| / 127.
-// The clipping threshold in (0, absmax] of one weight group minimizing the squared error of
-// s8 symmetric quantization: scale = t / 127, q = clamp(round(w / scale), -127, 127).
-// Thresholds tried: absmax * (1 - 0.02 k), k = 0..25.
-float MseClipThreshold(const std::vector<float>& values, float absmax) {
-  float best_t = absmax;
-  double best_err = -1;
-  for (int k = 0; k <= 25; ++k) {
-    const float t = absmax * (1.0f - 0.02f * static_cast<float>(k));
-    const float s = t / 127.0f;
-    double err = 0;
-    for (float w : values) {
-      const double d = w - static_cast<float>(RoundSaturate(w / s, -127, 127)) * s;
-      err += d * d;
-    }
-    if (best_err < 0 || err < best_err) {
-      best_err = err;
-      best_t = t;
-    }
-  }
-  return best_t;
-}
-
 QuantizedWeight QuantizeWeight(Graph& g, NameMaker& names, std::vector<Node>* added,
-                               const std::string& w_name, int64_t axis, bool per_channel,
-                               bool mse_clip) {
+                               const std::string& w_name, int64_t axis, bool per_channel) {
   const Tensor& w = *g.FindInitializer(w_name);
   const int64_t channels = w.dim(static_cast<int>(axis));
   int64_t inner = 1;
@@ -365,14 +342,6 @@ QuantizedWeight QuantizeWeight(Graph& g, NameMaker& names, std::vector<Node>* ad
   for (int64_t i = 0; i < w.num_elements(); ++i) {
     float& m = absmax[channel_of(i)];
     m = std::max(m, std::fabs(wv[i]));
-  }
-  if (mse_clip) {
-    std::vector<std::vector<float>> groups(count);
-    for (int64_t i = 0; i < w.num_elements(); ++i) groups[channel_of(i)].push_back(wv[i]);
-    for (int64_t c = 0; c < count; ++c) {
-      if (absmax[c] > 0 && std::isfinite(absmax[c]))
-        absmax[c] = MseClipThreshold(groups[c], absmax[c]);
-    }
   }
   QuantizedWeight out;
   for (float m : absmax) out.scales.push_back(m > 0 && std::isfinite(m) ? m / 127.0f : 1.0f);
@@ -426,8 +395,7 @@ std::string QuantizeBias(Graph& g, NameMaker& names, std::vector<Node>* added,
 absl::StatusOr<Graph> RewriteToQdq(const Graph& source, const QdqPlan& plan,
                                    const std::map<std::string, QuantParams>& activations,
                                    bool per_channel,
-                                   std::map<std::string, std::string>* dequantized,
-                                   bool mse_weight_clip) {
+                                   std::map<std::string, std::string>* dequantized) {
   Graph g = source;
   NameMaker names(g);
   std::vector<Node> added;
@@ -484,9 +452,7 @@ absl::StatusOr<Graph> RewriteToQdq(const Graph& source, const QdqPlan& plan,
     auto key = std::make_pair(n.inputs[1], axis);
     auto it = weights.find(key);
     if (it == weights.end()) {
-      it = weights
-               .emplace(key, QuantizeWeight(g, names, &added, n.inputs[1], axis, per_channel,
-                                            mse_weight_clip))
+      it = weights.emplace(key, QuantizeWeight(g, names, &added, n.inputs[1], axis, per_channel))
                .first;
     }
     const QuantizedWeight w = it->second;

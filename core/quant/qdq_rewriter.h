@@ -46,13 +46,11 @@ absl::StatusOr<QdqPlan> PlanQuantization(const Graph& g, const std::set<std::str
 // DQ output keeps the tensor's name), the layers' weights become s8 symmetric initializers behind
 // a DQ (per output channel if `per_channel`), their biases s32 with scale s_x * s_w[oc].
 // `dequantized` (may be null) receives, per target tensor, the DQ output readers now use (the
-// tensor's own name, except for graph inputs). `mse_weight_clip`: each weight scale is t / 127
-// with the threshold t <= max|w| that minimizes the weights' squared quantization error.
+// tensor's own name, except for graph inputs).
 absl::StatusOr<Graph> RewriteToQdq(const Graph& g, const QdqPlan& plan,
                                    const std::map<std::string, QuantParams>& activations,
                                    bool per_channel,
-                                   std::map<std::string, std::string>* dequantized = nullptr,
-                                   bool mse_weight_clip = false);
+                                   std::map<std::string, std::string>* dequantized = nullptr);
 
 }  // namespace octet
 

@@ -40,8 +40,9 @@ bool QuantParams::symmetric() const {
 
 absl::Status ValidateQuantParams(const std::string& what, const QuantParams& p) {
   if (p.dtype != DType::kU8 && p.dtype != DType::kS8 && p.dtype != DType::kS32) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": quantized type must be uint8, int8 or int32, got ", DTypeName(p.dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": quantized type must be uint8, int8 or int32, got ",
+                     DTypeName(p.dtype)));
   }
   if (p.scales.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": no scale"));
   if (p.zero_points.size() != p.scales.size()) {
@@ -51,14 +52,14 @@ absl::Status ValidateQuantParams(const std::string& what, const QuantParams& p) 
   for (size_t i = 0; i < p.scales.size(); ++i) {
     const float s = p.scales[i];
     if (!std::isfinite(s) || s <= 0.0f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": scale", p.scales.size() > 1 ? absl::StrCat("[", i, "]") : "",
-                       " is ", s, "; scales must be finite and > 0"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": scale", p.scales.size() > 1 ? absl::StrCat("[", i, "]") : "", " is ", s,
+          "; scales must be finite and > 0"));
     }
     const int64_t z = p.zero_points[i];
     if (z < QMin(p.dtype) || z > QMax(p.dtype)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": zero point ", z, " is out of range for ", DTypeName(p.dtype)));
+      return absl::InvalidArgumentError(absl::StrCat(what, ": zero point ", z,
+                                                     " is out of range for ", DTypeName(p.dtype)));
     }
     if (p.dtype == DType::kS32 && z != 0) {
       return absl::InvalidArgumentError(
@@ -109,9 +110,9 @@ absl::StatusOr<QuantParams> ReadQuantParams(const std::string& what, const Tenso
     }
     p.axis = axis < 0 ? axis + rank : axis;
     if (data_shape[p.axis] != n) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": ", n, " scales for axis ", p.axis,
-                                                     " of size ", data_shape[p.axis], " (shape ",
-                                                     ShapeToString(data_shape), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": ", n, " scales for axis ", p.axis, " of size ",
+                       data_shape[p.axis], " (shape ", ShapeToString(data_shape), ")"));
     }
   }
   if (auto s = ValidateQuantParams(what, p); !s.ok()) return s;
@@ -129,8 +130,8 @@ bool ToSymmetricS8(const Tensor& w, const QuantParams& wq, Tensor* out) {
     const int32_t zp = wq.zero_point(o);
     for (int64_t i = 0; i < per; ++i) {
       const int64_t k = o * per + i;
-      const int32_t v =
-          (w.dtype() == DType::kU8 ? w.data_as<uint8_t>()[k] : w.data_as<int8_t>()[k]) - zp;
+      const int32_t v = (w.dtype() == DType::kU8 ? w.data_as<uint8_t>()[k]
+                                                 : w.data_as<int8_t>()[k]) - zp;
       if (v < -128 || v > 127) return false;
       dst[k] = static_cast<int8_t>(v);
     }
@@ -146,8 +147,7 @@ bool ReduceTo7Bits(Tensor* w, std::vector<float>* scales) {
   bool changed = false;
   for (int64_t o = 0; o < oc; ++o) {
     int32_t m = 0;
-    for (int64_t i = 0; i < per; ++i)
-      m = std::max(m, std::abs(static_cast<int32_t>(p[o * per + i])));
+    for (int64_t i = 0; i < per; ++i) m = std::max(m, std::abs(static_cast<int32_t>(p[o * per + i])));
     if (m <= 63) continue;
     changed = true;
     // w_real = s * w = (s * m / 63) * (w * 63 / m): same real weight, 7-bit integer part.
@@ -163,8 +163,8 @@ bool ReduceTo7Bits(Tensor* w, std::vector<float>* scales) {
 bool CpuHasInt8Vnni() {
   using isa = dnnl::cpu_isa;
   const isa i = dnnl::get_effective_cpu_isa();
-  return i == isa::avx512_core_vnni || i == isa::avx512_core_bf16 || i == isa::avx512_core_amx ||
-         i == isa::avx2_vnni;
+  return i == isa::avx512_core_vnni || i == isa::avx512_core_bf16 ||
+         i == isa::avx512_core_amx || i == isa::avx2_vnni;
 }
 
 }  // namespace octet

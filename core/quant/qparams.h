@@ -22,10 +22,10 @@ int64_t QMin(DType dtype);
 int64_t QMax(DType dtype);
 
 struct QuantParams {
-  DType dtype = DType::kU8;          // type of q: u8, s8 (s32 for biases)
-  std::vector<float> scales;         // 1 (per tensor) or one per slice along `axis`
-  std::vector<int32_t> zero_points;  // same count as `scales`
-  int64_t axis = -1;                 // normalized axis, -1 when per tensor
+  DType dtype = DType::kU8;           // type of q: u8, s8 (s32 for biases)
+  std::vector<float> scales;          // 1 (per tensor) or one per slice along `axis`
+  std::vector<int32_t> zero_points;   // same count as `scales`
+  int64_t axis = -1;                  // normalized axis, -1 when per tensor
 
   bool per_tensor() const { return scales.size() == 1; }
   float scale(int64_t c) const { return scales[per_tensor() ? 0 : c]; }

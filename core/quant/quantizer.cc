@@ -79,8 +79,7 @@ absl::StatusOr<QuantizeResult> BuildModel(const Session& session,
   if (!plan.ok()) return plan.status();
   std::map<std::string, std::string> dequantized;
   absl::StatusOr<Graph> qdq =
-      RewriteToQdq(session.prepared, *plan, session.params, options.per_channel, &dequantized,
-                   options.mse_weight_clip);
+      RewriteToQdq(session.prepared, *plan, session.params, options.per_channel, &dequantized);
   if (!qdq.ok()) return qdq.status();
   QuantizeResult result;
   absl::StatusOr<std::string> bytes = SerializeGraph(*qdq);

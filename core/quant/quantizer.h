@@ -27,9 +27,6 @@ struct QuantizeOptions {
   RangeEstimatorOptions range;
   // Weights: one scale per output channel (true) or one per tensor (false).
   bool per_channel = true;
-  // Weights: scale = t / 127 with the clipping threshold t <= max|w| minimizing the squared
-  // weight error (true), or t = max|w| (false).
-  bool mse_weight_clip = false;
   // Node names kept in FP32. A name that is not a node of the model is INVALID_ARGUMENT.
   std::vector<std::string> exclude;
   // Samples per FP32 engine run during calibration. >= 1.

@@ -136,9 +136,6 @@ int QuantizeMain(const std::vector<std::string>& args) {
   parser.AddFlag("percentile", "P", "Percentile kept by --method percentile (default 99.99).");
   parser.AddSwitch("per-channel", "One weight scale per output channel (the default).");
   parser.AddSwitch("no-per-channel", "One weight scale per weight tensor.");
-  parser.AddSwitch("weight-clip-mse",
-                   "Weight scales from the clipping threshold with the least squared error "
-                   "(default: max|w| / 127).");
   parser.AddFlag("exclude", "NODE[,NODE]", "Nodes kept in FP32.", /*required=*/false,
                  /*repeated=*/true);
   parser.AddFlag("threads", "T", "Engine threads (default 1).");
@@ -183,7 +180,6 @@ int QuantizeMain(const std::vector<std::string>& args) {
         kCommand, absl::InvalidArgumentError("--per-channel and --no-per-channel contradict"));
   }
   options.per_channel = !parser.Has("no-per-channel");
-  options.mse_weight_clip = parser.Has("weight-clip-mse");
   for (const std::string& e : parser.GetAll("exclude")) {
     for (absl::string_view name : absl::StrSplit(e, ',', absl::SkipEmpty())) {
       options.exclude.emplace_back(name);
