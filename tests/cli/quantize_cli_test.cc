@@ -194,7 +194,7 @@ TEST_F(QuantizeCliTest, FidelityGuardMovesLayersAndSaysSo) {
   CliResult r = Cli(Args(v, {"--no-per-channel", "--validate", v, "--min-cosine", "0.99998"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("cosine INT8 vs FP32: "));
-  EXPECT_THAT(r.out, HasSubstr("measured gain of keeping one layer in FP32"));
+  EXPECT_THAT(r.out, HasSubstr("measured cosine with one layer alone in INT8"));
   EXPECT_THAT(r.out, HasSubstr("/0/Gemm"));
   EXPECT_THAT(r.out, HasSubstr("moved '"));
   EXPECT_THAT(r.out, HasSubstr("% of MACs INT8"));

@@ -91,54 +91,67 @@ class FidelityGuardTest : public ::testing::Test {
   QuantizeOptions options_;
 };
 
+// Both probe modes, each checked against its own independent measurements.
 TEST_F(FidelityGuardTest, MovesTheMeasuredMostSensitiveLayerFirstAndStops) {
   const double full_int8 = CosineExcluding({});
-  const double c1 = CosineExcluding({"c1"}), c2 = CosineExcluding({"c2"}),
-               c3 = CosineExcluding({"c3"});
   ASSERT_LT(full_int8, 0.99) << "the model no longer breaks 8-bit weights";
+  const double c2 = CosineExcluding({"c2"});
   ASSERT_GT(c2, 0.999) << "c2 alone in FP32 should fix it";
-  FidelityGuardOptions g;
-  g.min_cosine = 0.999;
-  auto r = Guard(g);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_NEAR(r->initial_cosine, full_int8, 1e-9);
-  // Every layer probed; the ranking is the independent measurements sorted by gain.
-  ASSERT_EQ(r->ranking.size(), 3u);
-  EXPECT_EQ(r->ranking[0].node, "c2");
-  std::map<std::string, double> alone = {{"c1", c1}, {"c2", c2}, {"c3", c3}};
-  for (size_t i = 0; i < r->ranking.size(); ++i) {
-    const LayerSensitivity& l = r->ranking[i];
-    EXPECT_NEAR(l.cosine, alone[l.node], 1e-9) << l.node;
-    EXPECT_NEAR(l.gain, l.cosine - full_int8, 1e-12) << l.node;
-    if (i > 0) {
-      EXPECT_GE(r->ranking[i - 1].gain, l.gain);
+  for (auto mode :
+       {FidelityGuardOptions::Probe::kFp32Alone, FidelityGuardOptions::Probe::kInt8Alone}) {
+    SCOPED_TRACE(mode == FidelityGuardOptions::Probe::kFp32Alone ? "fp32-alone" : "int8-alone");
+    const bool fp32_alone = mode == FidelityGuardOptions::Probe::kFp32Alone;
+    std::map<std::string, double> alone;  // cosine with the layer alone in FP32 / in INT8
+    for (const char* layer : {"c1", "c2", "c3"}) {
+      std::vector<std::string> exclude;
+      for (const char* other : {"c1", "c2", "c3"}) {
+        if ((std::string(other) == layer) == fp32_alone) exclude.push_back(other);
+      }
+      alone[layer] = CosineExcluding(exclude);
     }
+    FidelityGuardOptions g;
+    g.min_cosine = 0.999;
+    g.probe = mode;
+    auto r = Guard(g);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_NEAR(r->initial_cosine, full_int8, 1e-9);
+    // Every layer probed; the ranking is the independent measurements sorted by gain.
+    ASSERT_EQ(r->ranking.size(), 3u);
+    EXPECT_EQ(r->ranking[0].node, "c2");
+    for (size_t i = 0; i < r->ranking.size(); ++i) {
+      const LayerSensitivity& l = r->ranking[i];
+      EXPECT_NEAR(l.cosine, alone[l.node], 1e-9) << l.node;
+      EXPECT_NEAR(l.gain, fp32_alone ? l.cosine - full_int8 : 1 - l.cosine, 1e-12) << l.node;
+      if (i > 0) {
+        EXPECT_GE(r->ranking[i - 1].gain, l.gain);
+      }
+    }
+    EXPECT_EQ(r->ranking[0].macs, 9216);
+    // One move was enough: it stops there.
+    EXPECT_THAT(r->moved_to_fp32, ElementsAre("c2"));
+    ASSERT_EQ(r->cosine_after_move.size(), 1u);
+    EXPECT_NEAR(r->cosine_after_move[0], c2, 1e-9);
+    EXPECT_TRUE(r->within_budget);
+    EXPECT_NEAR(r->cosine, c2, 1e-9);
+    EXPECT_NEAR(r->int8_mac_fraction, (kMacs[0] + kMacs[2]) / (kMacs[0] + kMacs[1] + kMacs[2]),
+                1e-12);
+    EXPECT_NEAR(r->int8_weight_fraction,
+                (kWeights[0] + kWeights[2]) / (kWeights[0] + kWeights[1] + kWeights[2]), 1e-12);
+    EXPECT_NEAR(r->int8_macs_after_move[0], r->int8_mac_fraction, 1e-12);
+    // The written model: c2 FP32 (no Q/DQ on its weights), c1 and c3 int8, and it is what the
+    // guard measured.
+    auto m = Model::LoadFromBytes(r->result.onnx_bytes);
+    ASSERT_TRUE(m.ok()) << m.status();
+    std::map<std::string, std::string> ops;
+    for (const Node& n : (*m)->graph().nodes) ops[n.name] = n.op_type;
+    EXPECT_EQ(ops["c1"], "QConv") << (*m)->Describe();
+    EXPECT_EQ(ops["c2"], "Conv") << (*m)->Describe();
+    EXPECT_EQ(ops["c3"], "QConv") << (*m)->Describe();
+    auto check = MeasureCosine(model_, r->result.onnx_bytes, validation_, 1, 16);
+    ASSERT_TRUE(check.ok()) << check.status();
+    EXPECT_NEAR(*check, r->cosine, 1e-9);
+    EXPECT_FALSE(r->result.layers.empty());  // the SQNR report of the final model
   }
-  EXPECT_EQ(r->ranking[0].macs, 9216);
-  // One move was enough: it stops there.
-  EXPECT_THAT(r->moved_to_fp32, ElementsAre("c2"));
-  ASSERT_EQ(r->cosine_after_move.size(), 1u);
-  EXPECT_NEAR(r->cosine_after_move[0], c2, 1e-9);
-  EXPECT_TRUE(r->within_budget);
-  EXPECT_NEAR(r->cosine, c2, 1e-9);
-  EXPECT_NEAR(r->int8_mac_fraction, (kMacs[0] + kMacs[2]) / (kMacs[0] + kMacs[1] + kMacs[2]),
-              1e-12);
-  EXPECT_NEAR(r->int8_weight_fraction,
-              (kWeights[0] + kWeights[2]) / (kWeights[0] + kWeights[1] + kWeights[2]), 1e-12);
-  EXPECT_NEAR(r->int8_macs_after_move[0], r->int8_mac_fraction, 1e-12);
-  // The written model: c2 FP32 (no Q/DQ on its weights), c1 and c3 int8, and it is what the
-  // guard measured.
-  auto m = Model::LoadFromBytes(r->result.onnx_bytes);
-  ASSERT_TRUE(m.ok()) << m.status();
-  std::map<std::string, std::string> ops;
-  for (const Node& n : (*m)->graph().nodes) ops[n.name] = n.op_type;
-  EXPECT_EQ(ops["c1"], "QConv") << (*m)->Describe();
-  EXPECT_EQ(ops["c2"], "Conv") << (*m)->Describe();
-  EXPECT_EQ(ops["c3"], "QConv") << (*m)->Describe();
-  auto check = MeasureCosine(model_, r->result.onnx_bytes, validation_, 1, 16);
-  ASSERT_TRUE(check.ok()) << check.status();
-  EXPECT_NEAR(*check, r->cosine, 1e-9);
-  EXPECT_FALSE(r->result.layers.empty());  // the SQNR report of the final model
 }
 
 TEST_F(FidelityGuardTest, UnprobedLayersFollowInTopologicalOrder) {
