@@ -11,24 +11,20 @@
 #include "core/onnx_writer.h"
 #include "core/quant/calibrator.h"
 #include "core/quant/qdq_rewriter.h"
+#include "core/quant/quant_session.h"
 
 namespace octet {
 namespace {
+
+using quant_internal::BuildModel;
+using quant_internal::Session;
+using quant_internal::StartSession;
 
 int64_t InitializerBytes(const Graph& g) {
   int64_t total = 0;
   for (const auto& [name, t] : g.initializers) total += static_cast<int64_t>(t.byte_size());
   return total;
 }
-
-// Everything that does not depend on which layers are excluded: the prepared graph, the
-// calibration data and the u8 parameters of every tensor that any plan may quantize.
-struct Session {
-  Graph prepared;
-  std::unique_ptr<Calibrator> calibrator;
-  std::map<std::string, CalibratedRange> ranges;
-  std::map<std::string, QuantParams> params;
-};
 
 absl::Status ValidateOptions(const QuantizeOptions& options) {
   if (options.calibration_batch < 1) {
@@ -39,6 +35,10 @@ absl::Status ValidateOptions(const QuantizeOptions& options) {
   absl::StatusOr<RangeEstimator> e = RangeEstimator::Create(options.range);
   return e.ok() ? absl::OkStatus() : e.status();
 }
+
+}  // namespace
+
+namespace quant_internal {
 
 absl::StatusOr<std::unique_ptr<Session>> StartSession(
     const std::string& fp32_onnx_bytes, const std::map<std::string, Tensor>& calibration,
@@ -71,10 +71,10 @@ absl::StatusOr<std::unique_ptr<Session>> StartSession(
   return session;
 }
 
-// Writes the QDQ model for `exclude` and measures every quantized tensor's SQNR.
 absl::StatusOr<QuantizeResult> BuildModel(const Session& session,
                                           const std::set<std::string>& exclude,
-                                          const QuantizeOptions& options, QdqPlan* plan_out) {
+                                          const QuantizeOptions& options, QdqPlan* plan_out,
+                                          bool measure_sqnr) {
   absl::StatusOr<QdqPlan> plan = PlanQuantization(session.prepared, exclude);
   if (!plan.ok()) return plan.status();
   std::map<std::string, std::string> dequantized;
@@ -87,6 +87,10 @@ absl::StatusOr<QuantizeResult> BuildModel(const Session& session,
   result.onnx_bytes = *std::move(bytes);
   result.fp32_weight_bytes = InitializerBytes(session.prepared);
   result.int8_weight_bytes = InitializerBytes(*qdq);
+  if (!measure_sqnr) {
+    if (plan_out != nullptr) *plan_out = *std::move(plan);
+    return result;
+  }
 
   std::vector<std::pair<std::string, std::string>> compare;
   for (const QdqTarget& t : plan->targets) compare.emplace_back(t.tensor, dequantized[t.tensor]);
@@ -134,6 +138,10 @@ absl::StatusOr<QuantizeResult> BuildModel(const Session& session,
   if (plan_out != nullptr) *plan_out = *std::move(plan);
   return result;
 }
+
+}  // namespace quant_internal
+
+namespace {
 
 absl::Status CheckLabels(const ValidationSet& v, int64_t n) {
   const Tensor& l = v.labels;

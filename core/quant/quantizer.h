@@ -99,6 +99,68 @@ absl::StatusOr<AccuracyGuardResult> QuantizeWithAccuracyGuard(
     const QuantizeOptions& options, const ValidationSet& validation,
     const AccuracyGuardOptions& guard);
 
+// Label-free fidelity guard: INT8 must follow FP32 on unlabelled validation inputs.
+struct FidelityGuardOptions {
+  // Smallest allowed mean cosine similarity between the FP32 and the INT8 model's first output
+  // (per sample, flattened) over the validation samples, both run on Octet's engine. In (0, 1].
+  double min_cosine = 0.995;
+  // Layers whose sensitivity is measured, one quantize + validation run each: the first
+  // `max_probes` quantized Conv/Gemm/MatMul layers in topological order (early layers feed their
+  // noise through the whole network); 0 measures every layer. >= 0.
+  int max_probes = 0;
+  // How a layer's sensitivity is measured. kFp32Alone: the full INT8 model with only this layer
+  // in FP32 (gain = its cosine - full INT8's). kInt8Alone: the FP32 model with only this layer in
+  // INT8 (gain = 1 - its cosine: the damage its quantization does on its own; such damages add
+  // up roughly like noise powers, where single FP32 layers interact: the tensor between two
+  // quantized layers stays quantized until both are FP32).
+  enum class Probe { kFp32Alone, kInt8Alone };
+  Probe probe = Probe::kInt8Alone;
+  // Validation samples the probes run on (the first ones; the ranking needs less precision than
+  // the stopping test, which always uses all). 0 = all. >= 0.
+  int64_t probe_samples = 0;
+  // Give up after this many layers were moved back to FP32. >= 0.
+  int max_fp32_layers = 1000;
+};
+
+// One probed layer: the metric with it alone kept in FP32.
+struct LayerSensitivity {
+  std::string node;
+  double cosine = 0;  // mean cosine with only this layer in FP32 / in INT8 (see Probe)
+  double gain = 0;    // expected gain of moving it to FP32 (see Probe)
+  int64_t macs = 0;   // multiply-accumulates per sample
+};
+
+struct FidelityGuardResult {
+  QuantizeResult result;      // the final model
+  double initial_cosine = 0;  // full INT8 (only the user's exclusions)
+  double cosine = 0;          // the final model
+  // Probed layers, highest gain first: the order in which layers are moved.
+  std::vector<LayerSensitivity> ranking;
+  std::vector<std::string> moved_to_fp32;    // layers added to the exclusions, in order
+  std::vector<double> cosine_after_move;     // mean cosine after each move
+  std::vector<double> int8_macs_after_move;  // fraction of MACs still INT8 after each move
+  double int8_mac_fraction = 0;              // of all Conv/Gemm/MatMul MACs, in the final model
+  double int8_weight_fraction = 0;           // of their weight elements, in the final model
+  bool within_budget = false;
+};
+
+// Quantizes, then while the mean cosine on `validation` is below min_cosine: measures each
+// candidate layer's gain when kept alone in FP32 (once), and moves layers to FP32 in order of
+// decreasing gain (then the layers not probed, in topological order), re-measuring after each
+// move, until the target holds. `validation` maps every graph input to [N, ...] samples as for
+// calibration.
+absl::StatusOr<FidelityGuardResult> QuantizeWithFidelityGuard(
+    const std::string& fp32_onnx_bytes, const std::map<std::string, Tensor>& calibration,
+    const QuantizeOptions& options, const std::map<std::string, Tensor>& validation,
+    const FidelityGuardOptions& guard);
+
+// Mean cosine similarity between the first outputs of two models (the optimized engine) over
+// `inputs`, per sample.
+absl::StatusOr<double> MeasureCosine(const std::string& reference_onnx_bytes,
+                                     const std::string& onnx_bytes,
+                                     const std::map<std::string, Tensor>& inputs, int num_threads,
+                                     int64_t batch);
+
 // Top-1 accuracy in % of a model (the optimized engine) on `validation`.
 absl::StatusOr<double> MeasureTop1(const std::string& onnx_bytes, const ValidationSet& validation,
                                    int num_threads, int64_t batch);

@@ -86,6 +86,31 @@ void PrintReport(const QuantizeResult& r) {
                                    : 0.0);
 }
 
+void PrintFidelityGuard(const FidelityGuardResult& g, const FidelityGuardOptions& options) {
+  std::cout << absl::StrFormat("cosine INT8 vs FP32: %.5f (target %.5f)\n", g.initial_cosine,
+                               options.min_cosine);
+  if (!g.ranking.empty()) {
+    std::cout << (options.probe == FidelityGuardOptions::Probe::kFp32Alone
+                      ? "measured cosine with one layer kept in FP32 (highest gain first):\n"
+                      : "measured cosine with one layer alone in INT8 (gain = 1 - cosine, "
+                        "highest first):\n");
+    for (const LayerSensitivity& l : g.ranking) {
+      std::cout << absl::StrFormat("  %-32s cosine %.5f gain %+.5f  %.1f MMAC\n", l.node, l.cosine,
+                                   l.gain, l.macs / 1e6);
+    }
+  }
+  for (size_t i = 0; i < g.moved_to_fp32.size(); ++i) {
+    std::cout << absl::StrFormat("moved '%s' to FP32: cosine %.5f, %.1f%% of MACs INT8\n",
+                                 g.moved_to_fp32[i], g.cosine_after_move[i],
+                                 100 * g.int8_macs_after_move[i]);
+  }
+  std::cout << absl::StrFormat(
+      "final: cosine %.5f with %d layer(s) moved to FP32, %.1f%% of MACs and %.1f%% of layer "
+      "weights INT8, %s\n",
+      g.cosine, g.moved_to_fp32.size(), 100 * g.int8_mac_fraction, 100 * g.int8_weight_fraction,
+      g.within_budget ? "within budget" : "BELOW TARGET");
+}
+
 }  // namespace
 
 int QuantizeMain(const std::vector<std::string>& args) {
@@ -99,7 +124,9 @@ int QuantizeMain(const std::vector<std::string>& args) {
       "clipping and SQNR against FP32.\nWith --validate and --labels, layers are moved back to "
       "FP32 "
       "(lowest SQNR first) until the INT8\ntop-1 accuracy is within --max-accuracy-drop points of "
-      "FP32.");
+      "FP32. With --validate and --min-cosine (no labels),\nlayers are moved back to FP32 in order "
+      "of their measured gain until the mean cosine similarity\nof the INT8 and FP32 models' first "
+      "output over the validation samples is >= --min-cosine.");
   parser.AddFlag("model", "FP32.onnx", "The FP32 ONNX model.", /*required=*/true);
   parser.AddFlag("calibration", "NAME=FILE.npy", "Calibration samples for a model input.",
                  /*required=*/true, /*repeated=*/true);
@@ -113,11 +140,23 @@ int QuantizeMain(const std::vector<std::string>& args) {
                  /*repeated=*/true);
   parser.AddFlag("threads", "T", "Engine threads (default 1).");
   parser.AddFlag("batch", "B", "Calibration samples per engine run (default 16).");
-  parser.AddFlag("validate", "NAME=X.npy", "Labelled validation samples for a model input.",
+  parser.AddFlag("validate", "NAME=X.npy", "Validation samples for a model input.",
                  /*required=*/false, /*repeated=*/true);
   parser.AddFlag("labels", "Y.npy", "Integer class labels of the validation samples.");
   parser.AddFlag("max-accuracy-drop", "P",
                  "Largest allowed top-1 drop in percentage points with --validate (default 0.5).");
+  parser.AddFlag("min-cosine", "C",
+                 "With --validate (no --labels): smallest allowed mean cosine similarity of the "
+                 "INT8 and FP32 outputs, in (0, 1].");
+  parser.AddFlag("probes", "N",
+                 "With --min-cosine: measure the gain of the first N quantized layers only "
+                 "(default 0 = all; each costs one quantize and validation run).");
+  parser.AddFlag("probe-samples", "N",
+                 "With --min-cosine: the probes run on the first N validation samples (default 0 "
+                 "= all; the moves are always measured on all).");
+  parser.AddFlag("probe", "MODE",
+                 "With --min-cosine, how a layer's gain is measured: int8-alone (default: only "
+                 "it quantized) or fp32-alone (only it kept in FP32).");
   if (absl::Status s = parser.Parse(args); !s.ok()) return ReportUsageError(kCommand, s);
   if (parser.help_requested()) {
     std::cout << parser.Usage();
@@ -153,13 +192,58 @@ int QuantizeMain(const std::vector<std::string>& args) {
   if (!batch.ok()) return ReportUsageError(kCommand, batch.status());
   options.calibration_batch = *batch;
   const bool validate = parser.Has("validate");
-  if (validate != parser.Has("labels")) {
-    return ReportUsageError(kCommand,
-                            absl::InvalidArgumentError("--validate and --labels go together"));
+  const bool fidelity = parser.Has("min-cosine");
+  if (parser.Has("labels") && !validate) {
+    return ReportUsageError(kCommand, absl::InvalidArgumentError("--labels needs --validate"));
   }
-  if (parser.Has("max-accuracy-drop") && !validate) {
+  if (fidelity && !validate) {
+    return ReportUsageError(kCommand, absl::InvalidArgumentError("--min-cosine needs --validate"));
+  }
+  if (fidelity && parser.Has("labels")) {
+    return ReportUsageError(
+        kCommand, absl::InvalidArgumentError(
+                      "--min-cosine (label-free guard) and --labels (top-1 guard): give one"));
+  }
+  if (validate && !fidelity && !parser.Has("labels")) {
+    return ReportUsageError(
+        kCommand,
+        absl::InvalidArgumentError(
+            "--validate needs --labels (top-1 guard) or --min-cosine (label-free guard)"));
+  }
+  if (parser.Has("max-accuracy-drop") && !parser.Has("labels")) {
     return ReportUsageError(
         kCommand, absl::InvalidArgumentError("--max-accuracy-drop needs --validate and --labels"));
+  }
+  for (const char* flag : {"probes", "probe", "probe-samples"}) {
+    if (parser.Has(flag) && !fidelity) {
+      return ReportUsageError(
+          kCommand, absl::InvalidArgumentError(absl::StrCat("--", flag, " needs --min-cosine")));
+    }
+  }
+  FidelityGuardOptions fidelity_guard;
+  if (fidelity) {
+    absl::StatusOr<double> c = ParseDoubleFlag("min-cosine", parser.Get("min-cosine"), -2);
+    if (!c.ok() || !(*c > 0 && *c <= 1)) {
+      return ReportUsageError(kCommand, absl::InvalidArgumentError(absl::StrCat(
+                                            "--min-cosine must be a number in (0, 1], got '",
+                                            parser.Get("min-cosine"), "'")));
+    }
+    fidelity_guard.min_cosine = *c;
+    absl::StatusOr<int64_t> probes = ParseIntFlag("probes", parser.Get("probes", "0"), 0, 1 << 20);
+    if (!probes.ok()) return ReportUsageError(kCommand, probes.status());
+    fidelity_guard.max_probes = static_cast<int>(*probes);
+    absl::StatusOr<int64_t> probe_samples =
+        ParseIntFlag("probe-samples", parser.Get("probe-samples", "0"), 0, int64_t{1} << 40);
+    if (!probe_samples.ok()) return ReportUsageError(kCommand, probe_samples.status());
+    fidelity_guard.probe_samples = *probe_samples;
+    const std::string mode = parser.Get("probe", "int8-alone");
+    if (mode == "fp32-alone") {
+      fidelity_guard.probe = FidelityGuardOptions::Probe::kFp32Alone;
+    } else if (mode != "int8-alone") {
+      return ReportUsageError(kCommand,
+                              absl::InvalidArgumentError(absl::StrCat(
+                                  "--probe must be int8-alone or fp32-alone, got '", mode, "'")));
+    }
   }
   AccuracyGuardOptions guard;
   if (parser.Has("max-accuracy-drop")) {
@@ -181,7 +265,17 @@ int QuantizeMain(const std::vector<std::string>& args) {
   options.progress = DrawProgress;
 
   QuantizeResult result;
-  if (validate) {
+  if (fidelity) {
+    absl::StatusOr<std::map<std::string, Tensor>> inputs =
+        ReadNamedNpy("validate", parser.GetAll("validate"));
+    if (!inputs.ok()) return ReportError(kCommand, inputs.status());
+    absl::StatusOr<FidelityGuardResult> g =
+        QuantizeWithFidelityGuard(*model, *calibration, options, *inputs, fidelity_guard);
+    if (!g.ok()) return ReportError(kCommand, g.status());
+    result = std::move(g->result);
+    PrintReport(result);
+    PrintFidelityGuard(*g, fidelity_guard);
+  } else if (validate) {
     ValidationSet set;
     absl::StatusOr<std::map<std::string, Tensor>> inputs =
         ReadNamedNpy("validate", parser.GetAll("validate"));

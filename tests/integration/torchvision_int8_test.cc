@@ -4,7 +4,9 @@
 // engine on the original file) on 64 random inputs, distinct from the calibration samples: the
 // issue asks for a mean cosine similarity of the logits of 0.995 (resnets) / 0.99 (mobilenet_v2);
 // resnet18 meets it, resnet50 (0.985) and mobilenet_v2 (0.980) do not yet: the test prints
-// whether the goal is met and asserts a regression floor. Every method's figures are printed;
+// whether the goal is met and asserts a regression floor (full INT8 cannot meet it on these
+// nearly chaotic networks, tests/fixtures/README.md; TorchvisionGuardTest below meets it with
+// the fidelity guard's mixed precision). Every method's figures are printed;
 // OCTET_INT8_SIMULATE=1 also compares the INT8 engine with the QDQ graph simulated in FP32 (they
 // agree: the loss is the quantization itself, amplified through these random-weight networks).
 //
@@ -12,6 +14,7 @@
 // logits are ~0.95-0.975 apart in cosine, see the fixtures' manifest.json), so the output also
 // shows the cosine of the logits with FP32's mean logit vector removed, and top-1 agreement.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +22,7 @@
 #include <map>
 #include <ostream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -215,6 +219,90 @@ INSTANTIATE_TEST_SUITE_P(Models, TorchvisionInt8Test,
                                            Case{"resnet50", CalibrationMethod::kMse, 0.995, 0.98},
                                            Case{"mobilenet_v2", CalibrationMethod::kMse, 0.99,
                                                 0.975}),
+                         [](const auto& info) { return info.param.model; });
+
+// The label-free fidelity guard (QuantizeWithFidelityGuard) on the models full INT8 cannot bring
+// to the goal: it measures each layer's sensitivity on 64 validation inputs and moves layers to
+// FP32 until the mean cosine there reaches the goal; the result is then measured independently
+// on the 64 evaluation inputs above (not the validation ones) and must meet the goal too, while
+// keeping at least `min_int8_macs` of the Conv/Gemm MACs in INT8 (so excluding everything cannot
+// pass).
+struct GuardCase {
+  std::string model;
+  double goal;            // issue 3's mean-cosine goal, asserted on the evaluation inputs
+  double guard_target;    // what the guard aims for on the validation inputs (goal + a margin)
+  int max_probes;         // FidelityGuardOptions::max_probes (the rest follow in order)
+  int64_t probe_samples;  // FidelityGuardOptions::probe_samples
+  double min_int8_macs;   // asserted floor of the INT8 MAC fraction
+};
+
+class TorchvisionGuardTest : public ::testing::TestWithParam<GuardCase> {};
+
+TEST_P(TorchvisionGuardTest, GuardedModelMeetsTheGoalOnUnseenInputs) {
+  const GuardCase& c = GetParam();
+  const std::string fp32_bytes = ReadFile(FixtureDir() + "/" + c.model + ".onnx");
+  ASSERT_FALSE(fp32_bytes.empty()) << "missing fixture " << c.model;
+  auto fp32_model = Model::LoadFromBytes(fp32_bytes);
+  ASSERT_TRUE(fp32_model.ok()) << fp32_model.status();
+  const std::string input = (*fp32_model)->inputs()[0].name;
+  const Tensor eval = RandomImages(kEvalSamples, 1001);
+  auto fp32 = Logits(**fp32_model, eval);
+  ASSERT_TRUE(fp32.ok()) << fp32.status();
+
+  QuantizeOptions options;
+  options.range.method = CalibrationMethod::kMse;
+  options.calibration_batch = kBatch;
+  options.num_threads = kThreads;
+  options.sqnr_samples = 1;
+  FidelityGuardOptions guard;
+  guard.min_cosine = c.guard_target;
+  guard.max_probes = c.max_probes;
+  guard.probe_samples = c.probe_samples;
+  const auto start = std::chrono::steady_clock::now();
+  auto g = QuantizeWithFidelityGuard(fp32_bytes, {{input, RandomImages(kCalibrationSamples, 2002)}},
+                                     options, {{input, RandomImages(kEvalSamples, 3003)}}, guard);
+  ASSERT_TRUE(g.ok()) << g.status();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%s guard: validation cosine %.5f -> %.5f after %zu move(s), %zu probe(s), %.0f s\n",
+              c.model.c_str(), g->initial_cosine, g->cosine, g->moved_to_fp32.size(),
+              g->ranking.size(), seconds);
+  for (size_t i = 0; i < g->moved_to_fp32.size(); ++i) {
+    std::printf("  moved %-48s cosine %.5f, INT8 MACs %.1f%%\n", g->moved_to_fp32[i].c_str(),
+                g->cosine_after_move[i], 100 * g->int8_macs_after_move[i]);
+  }
+  EXPECT_TRUE(g->within_budget);
+  auto int8_model = Model::LoadFromBytes(g->result.onnx_bytes);
+  ASSERT_TRUE(int8_model.ok()) << int8_model.status();
+  // The moved layers, and only they, run in FP32.
+  std::set<std::string> fp32_layers;
+  for (const Node& n : (*int8_model)->graph().nodes) {
+    if (n.domain.empty() && (n.op_type == "Conv" || n.op_type == "Gemm"))
+      fp32_layers.insert(n.name);
+  }
+  EXPECT_EQ(fp32_layers, std::set<std::string>(g->moved_to_fp32.begin(), g->moved_to_fp32.end()));
+  auto int8 = Logits(**int8_model, eval);
+  ASSERT_TRUE(int8.ok()) << int8.status();
+  const Agreement a = Compare(*fp32, *int8);
+  std::printf(
+      "%s guarded INT8 vs FP32 over %lld unseen inputs: mean cosine %.5f (min %.5f), centered "
+      "%.4f, top-1 agreement %d/%lld; INT8 MACs %.1f%%, INT8 layer weights %.1f%%\n",
+      c.model.c_str(), static_cast<long long>(kEvalSamples), a.mean_cosine, a.min_cosine,
+      a.mean_centered_cosine, a.top1_agree, static_cast<long long>(kEvalSamples),
+      100 * g->int8_mac_fraction, 100 * g->int8_weight_fraction);
+  EXPECT_GE(a.mean_cosine, c.goal) << c.model;
+  EXPECT_GE(g->int8_mac_fraction, c.min_int8_macs) << c.model;
+}
+
+void PrintTo(const GuardCase& c, std::ostream* os) { *os << c.model; }
+
+// Measured 2026-11-23: resnet50 moves 13 layers (75.8% of MACs stay INT8, unseen cosine
+// 0.9958), mobilenet_v2 7 (79.7%, 0.9910); floors 70%. The probes are
+// bounded (first 20 layers of resnet50, 16 samples) to keep CI time down: on these networks the
+// damage falls with depth (see tests/fixtures/README.md).
+INSTANTIATE_TEST_SUITE_P(Models, TorchvisionGuardTest,
+                         ::testing::Values(GuardCase{"resnet50", 0.995, 0.9955, 20, 16, 0.7},
+                                           GuardCase{"mobilenet_v2", 0.99, 0.9905, 0, 16, 0.7}),
                          [](const auto& info) { return info.param.model; });
 
 }  // namespace
