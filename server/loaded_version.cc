@@ -72,6 +72,8 @@ absl::StatusOr<std::unique_ptr<LoadedVersion>> LoadedVersion::Create(
   batcher_options.max_queue_size = batching.max_queue_size();
   batcher_options.max_batch_size = v->batchable_ ? batching.max_batch_size() : 1;
   batcher_options.dispatch_when_idle = batching.dispatch_when_idle();
+  batcher_options.run_inline_when_idle =
+      batching.dispatch_when_idle() && batching.run_inline_when_idle();
   if (!batching.enabled()) {
     // Batching off: each piece runs alone and nothing waits; large requests are still split.
     batcher_options.max_queue_delay_micros = 0;

@@ -11,6 +11,7 @@ namespace octet::bench {
 struct LoadRunner::Call {
   grpc::ClientContext context;
   tensorflow::serving::PredictResponse response;
+  tensorflow::serving::GetModelStatusResponse status_response;
   Clock::time_point sent;
 };
 
@@ -28,6 +29,11 @@ LoadRunner::LoadRunner(const Options& options,
                        tensorflow::serving::PredictRequest request)
     : options_(options), stub_(std::move(stub)), request_(std::move(request)) {}
 
+LoadRunner::LoadRunner(const Options& options,
+                       std::unique_ptr<tensorflow::serving::ModelService::Stub> stub,
+                       tensorflow::serving::GetModelStatusRequest request)
+    : options_(options), status_stub_(std::move(stub)), status_request_(std::move(request)) {}
+
 LoadRunner::~LoadRunner() = default;
 
 void LoadRunner::Send(const std::shared_ptr<Phase>& phase) {
@@ -35,9 +41,13 @@ void LoadRunner::Send(const std::shared_ptr<Phase>& phase) {
   call->sent = Clock::now();
   call->context.set_deadline(std::chrono::system_clock::now() +
                              absl::ToChronoMicroseconds(options_.timeout));
-  stub_->async()->Predict(
-      &call->context, &request_, &call->response,
-      [this, phase, call](grpc::Status status) { OnAnswer(phase, call, status); });
+  auto on_answer = [this, phase, call](grpc::Status status) { OnAnswer(phase, call, status); };
+  if (stub_ != nullptr) {
+    stub_->async()->Predict(&call->context, &request_, &call->response, std::move(on_answer));
+  } else {
+    status_stub_->async()->GetModelStatus(&call->context, &status_request_, &call->status_response,
+                                          std::move(on_answer));
+  }
 }
 
 void LoadRunner::OnAnswer(const std::shared_ptr<Phase>& phase, Call* call,

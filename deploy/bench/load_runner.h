@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "tensorflow_serving/apis/model_service.grpc.pb.h"
 #include "tensorflow_serving/apis/prediction_service.grpc.pb.h"
 
 namespace octet::bench {
@@ -45,10 +46,14 @@ class LoadRunner {
     absl::Duration timeout = absl::Seconds(10);
   };
 
-  // `request` is sent as is by every call; `stub` must outlive nothing but this object.
+  // Predict: `request` is sent as is by every call.
   LoadRunner(const Options& options,
              std::unique_ptr<tensorflow::serving::PredictionService::Stub> stub,
              tensorflow::serving::PredictRequest request);
+  // The floor of one round trip: GetModelStatus(`request`) instead of Predict, through the same
+  // channel, callback API and bookkeeping; the server does no model work for it.
+  LoadRunner(const Options& options, std::unique_ptr<tensorflow::serving::ModelService::Stub> stub,
+             tensorflow::serving::GetModelStatusRequest request);
   ~LoadRunner();
 
   PhaseResult RunClosedLoop(int64_t concurrency, absl::Duration duration);
@@ -66,8 +71,11 @@ class LoadRunner {
   PhaseResult Finish(Phase& phase);
 
   const Options options_;
+  // Exactly one of the two stubs is set: it says which RPC the calls make.
   std::unique_ptr<tensorflow::serving::PredictionService::Stub> stub_;
   const tensorflow::serving::PredictRequest request_;
+  std::unique_ptr<tensorflow::serving::ModelService::Stub> status_stub_;
+  const tensorflow::serving::GetModelStatusRequest status_request_;
 };
 
 }  // namespace octet::bench

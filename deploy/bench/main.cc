@@ -49,6 +49,9 @@ ABSL_FLAG(std::string, metrics_url, "",
 ABSL_FLAG(std::string, csv, "",
           "Append one row per run to this CSV file (header written when the file is new).");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of random inputs and Poisson arrivals.");
+ABSL_FLAG(std::string, rpc, "predict",
+          "predict, or model_status: send GetModelStatus(model) instead of Predict, the floor of "
+          "one round trip through the same client and server without the model's work.");
 
 namespace octet::bench {
 namespace {
@@ -110,6 +113,7 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
   o.metrics_url = absl::GetFlag(FLAGS_metrics_url);
   o.csv = absl::GetFlag(FLAGS_csv);
   o.seed = absl::GetFlag(FLAGS_seed);
+  o.rpc = absl::GetFlag(FLAGS_rpc);
   if (absl::Status s = o.Validate(); !s.ok()) return s;
   return o;
 }
@@ -195,7 +199,13 @@ int Run(const BenchOptions& o) {
 
   LoadRunner::Options runner_options;
   runner_options.timeout = absl::Milliseconds(o.timeout_ms);
-  LoadRunner runner(runner_options, std::move(stub), *request);
+  const bool floor = o.rpc == "model_status";
+  tensorflow::serving::GetModelStatusRequest status_request;
+  *status_request.mutable_model_spec() = request->model_spec();
+  LoadRunner runner =
+      floor ? LoadRunner(runner_options, tensorflow::serving::ModelService::NewStub(channel),
+                         std::move(status_request))
+            : LoadRunner(runner_options, std::move(stub), *request);
   const bool open_loop = !o.request_rate.empty();
   const size_t runs = open_loop ? o.request_rate.size() : o.concurrency.size();
   std::vector<RunReport> reports;
@@ -239,6 +249,7 @@ int Run(const BenchOptions& o) {
     r.error_codes = result.errors;
     r.late_sends = result.late_sends;
     r.latency = Summarize(std::move(result.ok_latencies));
+    if (floor) std::cout << "GetModelStatus instead of Predict (--rpc=model_status): ";
     std::cout << HumanSummary(r) << std::flush;
     reports.push_back(std::move(r));
   }
