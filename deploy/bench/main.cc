@@ -8,6 +8,7 @@
 //       --seconds 10 --metrics_url http://127.0.0.1:8502/metrics --csv runs.csv
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "deploy/bench/bench_options.h"
@@ -202,18 +204,19 @@ int Run(const BenchOptions& o) {
   const bool floor = o.rpc == "model_status";
   tensorflow::serving::GetModelStatusRequest status_request;
   *status_request.mutable_model_spec() = request->model_spec();
-  LoadRunner runner =
-      floor ? LoadRunner(runner_options, tensorflow::serving::ModelService::NewStub(channel),
-                         std::move(status_request))
-            : LoadRunner(runner_options, std::move(stub), *request);
+  std::unique_ptr<LoadRunner> runner =
+      floor ? std::make_unique<LoadRunner>(runner_options,
+                                           tensorflow::serving::ModelService::NewStub(channel),
+                                           std::move(status_request))
+            : std::make_unique<LoadRunner>(runner_options, std::move(stub), *request);
   const bool open_loop = !o.request_rate.empty();
   const size_t runs = open_loop ? o.request_rate.size() : o.concurrency.size();
   std::vector<RunReport> reports;
   for (size_t i = 0; i < runs; ++i) {
     auto phase = [&](double seconds) {
       const absl::Duration d = absl::Seconds(seconds);
-      return open_loop ? runner.RunOpenLoop(o.request_rate[i], d, o.seed + i)
-                       : runner.RunClosedLoop(o.concurrency[i], d);
+      return open_loop ? runner->RunOpenLoop(o.request_rate[i], d, o.seed + i)
+                       : runner->RunClosedLoop(o.concurrency[i], d);
     };
     if (o.warmup_seconds > 0) phase(o.warmup_seconds);
     std::optional<MetricsSnapshot> before;
@@ -286,6 +289,9 @@ int main(int argc, char** argv) {
     return octet::bench::Fail(octet::bench::kUsageError,
                               absl::StrCat("unexpected argument '", positional[1], "'"));
   }
+  // As in octet-server: Debian's absl (built without NDEBUG) would check lock order on every
+  // absl::Mutex lock, gRPC's included, which release builds of absl do not do.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::StatusOr<octet::bench::BenchOptions> options = octet::bench::OptionsFromFlags();
   if (!options.ok()) {
     return octet::bench::Fail(octet::bench::kUsageError, std::string(options.status().message()));
