@@ -195,6 +195,13 @@ TEST_F(ServerLoadTest, ExpiredQueuedRequestIsNeverExecuted) {
   PredictResponse response;
   grpc::Status st = Predict(MakeRequest("m", 1, 0.0f), &response, absl::Milliseconds(100));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server's deadline travels as a timeout and ends a little after the client's: wait until
+  // the server has dropped the request itself, or the freed worker could still run it.
+  while (server_->metrics().Scrape().find(
+             "octet_requests_total{code=\"DEADLINE_EXCEEDED\",model=\"m\",version=\"1\"} 1") ==
+         std::string::npos) {
+    std::this_thread::yield();
+  }
   stats_.OpenGate();
   blocker.WaitAll();
   EXPECT_TRUE(blocker.statuses[0].ok());
