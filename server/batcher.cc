@@ -115,7 +115,9 @@ absl::Status Batcher::Submit(std::shared_ptr<BatchRequest> request) {
     }
     // Idle (nothing queued, nothing executing, so every worker is free): a batch thread would
     // form this one-piece batch at once; run it here instead of handing it over and back.
-    if (options_.run_inline_when_idle && rows <= max && queue_.empty() && executing_ == 0 &&
+    const bool idle = queue_.empty() && executing_ == 0;
+    if (!idle) inline_paused_ = true;  // load: requests meet each other, batches can form
+    if (options_.run_inline_when_idle && idle && !inline_paused_ && rows <= max &&
         !free_workers_.empty() &&
         last_batch_time_ <= absl::Microseconds(options_.max_inline_batch_micros)) {
       worker = free_workers_.back();
@@ -148,6 +150,8 @@ absl::Status Batcher::RunBatch(int worker, const Batch& batch) {
   --executing_;  // before the tasks complete: their callers may submit again at once
   free_workers_.push_back(worker);
   last_batch_time_ = took;
+  // A request that ran alone with nothing behind it: the load is gone, inline runs may resume.
+  if (batch.tasks.size() == 1 && queue_.empty()) inline_paused_ = false;
   // A thread may be waiting for a free worker, or for the batcher to become idle.
   if (!queue_.empty()) cv_.Signal();
   return status;

@@ -104,7 +104,10 @@ class Batcher {
     // With dispatch_when_idle: when nothing is queued or executing, Submit() runs a request that
     // fits in one batch on the calling thread (the RPC thread) instead of waking a batch thread
     // for it and being woken back: two thread hand-offs fewer per request at low load. The
-    // request then completes (Done) before Submit() returns. false = always hand off.
+    // request then completes (Done) before Submit() returns. Under load this would stop batches
+    // from forming (an RPC thread busy with one request reads no other), so once a request has
+    // to queue, inline runs pause until a batch thread runs a request alone with nothing queued
+    // behind it. false = always hand off.
     bool run_inline_when_idle = false;
     // ...but only while the batch that finished last took at most this long in the callback, in
     // microseconds: a slow model must not hold RPC threads, and saves nothing from it. >= 0.
@@ -170,6 +173,7 @@ class Batcher {
   std::vector<int> free_workers_ ABSL_GUARDED_BY(mu_);
   absl::Duration last_batch_time_ ABSL_GUARDED_BY(mu_);  // callback time of the last batch
   int64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  bool inline_paused_ ABSL_GUARDED_BY(mu_) = false;  // requests had to queue: let batches form
   std::vector<std::thread> threads_;
 };
 

@@ -203,9 +203,8 @@ class InlineBatcherTest : public ::testing::Test {
     options.run_inline_when_idle = true;
     options.max_inline_batch_micros = 1000;
     options.clock = &clock_;
-    auto batcher = Batcher::Create(options, [this](int worker, const Batch& batch) {
-      return Run(worker, batch);
-    });
+    auto batcher = Batcher::Create(
+        options, [this](int worker, const Batch& batch) { return Run(worker, batch); });
     EXPECT_TRUE(batcher.ok()) << batcher.status();
     return std::move(batcher).value();
   }
@@ -316,6 +315,20 @@ TEST_F(InlineBatcherTest, BusyBatcherQueuesAndBatchesWhatArrivesMeanwhile) {
   EXPECT_EQ(all[1].rows, 8);  // b and c in one batch, on the batch thread
   EXPECT_NE(all[1].thread, std::this_thread::get_id());
   EXPECT_EQ(batcher->inline_runs(), 1);
+  // Requests had to queue: the next idle request still goes to the batch thread so that batches
+  // can form under load; running alone with nothing behind it lets inline runs resume.
+  auto e = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(e).ok());
+  EXPECT_TRUE(e->Wait().ok());
+  EXPECT_EQ(batcher->inline_runs(), 1);
+  auto f = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(f).ok());
+  EXPECT_TRUE(f->done());
+  EXPECT_EQ(batcher->inline_runs(), 2);
+  all = calls();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_NE(all[2].thread, std::this_thread::get_id());
+  EXPECT_EQ(all[3].thread, std::this_thread::get_id());
   absl::MutexLock lock(&mu_);
   EXPECT_EQ(overlaps_, 0);
 }
