@@ -47,6 +47,14 @@ absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(const Options& options,
     return absl::InvalidArgumentError(
         absl::StrCat("max_tasks_per_batch must be >= 0, got ", options.max_tasks_per_batch));
   }
+  if (options.max_inline_batch_micros < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_inline_batch_micros must be >= 0, got ",
+                                                   options.max_inline_batch_micros));
+  }
+  if (options.run_inline_when_idle && !options.dispatch_when_idle) {
+    return absl::InvalidArgumentError(
+        "run_inline_when_idle needs dispatch_when_idle (it runs an idle server's request at once)");
+  }
   if (!callback) return absl::InvalidArgumentError("the batch callback is empty");
   return std::unique_ptr<Batcher>(new Batcher(options, std::move(callback)));
 }
@@ -56,9 +64,14 @@ Batcher::Batcher(const Options& options, BatchCallback callback)
       callback_(std::move(callback)),
       clock_(options.clock != nullptr ? options.clock : RealClock()),
       max_delay_(absl::Microseconds(options.max_queue_delay_micros)) {
+  {
+    absl::MutexLock lock(&mu_);
+    // Popped from the back: worker 0 first, so that one busy thread keeps its caches warm.
+    for (int i = options_.num_batch_threads - 1; i >= 0; --i) free_workers_.push_back(i);
+  }
   threads_.reserve(options_.num_batch_threads);
   for (int i = 0; i < options_.num_batch_threads; ++i) {
-    threads_.emplace_back([this, i] { ThreadLoop(i); });
+    threads_.emplace_back([this] { ThreadLoop(); });
   }
 }
 
@@ -69,6 +82,10 @@ Batcher::~Batcher() {
     cv_.SignalAll();
   }
   for (std::thread& t : threads_) t.join();
+  // Inline runs happen on callers' threads: wait for them too.
+  absl::MutexLock lock(&mu_);
+  auto none_executing = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return executing_ == 0; };
+  mu_.Await(absl::Condition(&none_executing));
 }
 
 absl::Status Batcher::Submit(std::shared_ptr<BatchRequest> request) {
@@ -87,18 +104,62 @@ absl::Status Batcher::Submit(std::shared_ptr<BatchRequest> request) {
     absl::MutexLock lock(&request->mu_);
     request->pending_pieces_ = (rows + max - 1) / max;
   }
-  absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("the batcher is shutting down");
-  if (queued_rows_ + rows > options_.max_queue_size) {
-    return absl::UnavailableError(absl::StrCat("queue full: ", queued_rows_, " rows queued, limit ",
-                                               options_.max_queue_size, ", request has ", rows));
+  int worker = -1;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the batcher is shutting down");
+    if (queued_rows_ + rows > options_.max_queue_size) {
+      return absl::UnavailableError(absl::StrCat("queue full: ", queued_rows_,
+                                                 " rows queued, limit ", options_.max_queue_size,
+                                                 ", request has ", rows));
+    }
+    // Idle (nothing queued, nothing executing, so every worker is free): a batch thread would
+    // form this one-piece batch at once; run it here instead of handing it over and back.
+    const bool idle = queue_.empty() && executing_ == 0;
+    if (!idle) inline_paused_ = true;  // load: requests meet each other, batches can form
+    if (options_.run_inline_when_idle && idle && !inline_paused_ && rows <= max &&
+        !free_workers_.empty() &&
+        last_batch_time_ <= absl::Microseconds(options_.max_inline_batch_micros)) {
+      worker = free_workers_.back();
+      free_workers_.pop_back();
+      ++executing_;
+      ++inline_runs_;
+    } else {
+      for (int64_t begin = 0; begin < rows; begin += max) {
+        queue_.push_back(BatchTask{request, begin, std::min(max, rows - begin), now});
+      }
+      SetQueuedRowsLocked(queued_rows_ + rows);
+      cv_.Signal();
+      return absl::OkStatus();
+    }
   }
-  for (int64_t begin = 0; begin < rows; begin += max) {
-    queue_.push_back(BatchTask{request, begin, std::min(max, rows - begin), now});
-  }
-  SetQueuedRowsLocked(queued_rows_ + rows);
-  cv_.Signal();
+  Batch batch;
+  batch.tasks.push_back(BatchTask{request, 0, rows, now});
+  batch.rows = rows;
+  batch.start_time = now;
+  const absl::Status status = RunBatch(worker, batch);
+  request->PieceDone(status);
   return absl::OkStatus();
+}
+
+absl::Status Batcher::RunBatch(int worker, const Batch& batch) {
+  const absl::Time start = clock_->Now();
+  const absl::Status status = callback_(worker, batch);
+  const absl::Duration took = clock_->Now() - start;
+  absl::MutexLock lock(&mu_);
+  --executing_;  // before the tasks complete: their callers may submit again at once
+  free_workers_.push_back(worker);
+  last_batch_time_ = took;
+  // A request that ran alone with nothing behind it: the load is gone, inline runs may resume.
+  if (batch.tasks.size() == 1 && queue_.empty()) inline_paused_ = false;
+  // A thread may be waiting for a free worker, or for the batcher to become idle.
+  if (!queue_.empty()) cv_.Signal();
+  return status;
+}
+
+int64_t Batcher::inline_runs() const {
+  absl::MutexLock lock(&mu_);
+  return inline_runs_;
 }
 
 int64_t Batcher::queued_rows() const {
@@ -182,10 +243,11 @@ void Batcher::FormBatchLocked(absl::Time now, Batch* batch) {
   SetQueuedRowsLocked(queued_rows_ - batch->rows);
 }
 
-void Batcher::ThreadLoop(int thread_index) {
+void Batcher::ThreadLoop() {
   bool exit = false;
   while (!exit) {
     Batch batch;
+    int worker = -1;
     std::vector<std::pair<BatchTask, absl::Status>> dropped;
     {
       absl::MutexLock lock(&mu_);
@@ -203,22 +265,26 @@ void Batcher::ThreadLoop(int thread_index) {
         }
         const absl::Time batch_due = queue_.front().enqueue_time + max_delay_;
         const bool idle = options_.dispatch_when_idle && executing_ == 0;
-        if (stopping_ || queued_rows_ >= options_.max_batch_size || now >= batch_due || idle) {
+        const bool due =
+            stopping_ || queued_rows_ >= options_.max_batch_size || now >= batch_due || idle;
+        if (due && !free_workers_.empty()) {
           FormBatchLocked(now, &batch);
-          if (!batch.tasks.empty()) ++executing_;
+          if (!batch.tasks.empty()) {
+            ++executing_;
+            worker = free_workers_.back();
+            free_workers_.pop_back();
+          }
           if (!queue_.empty()) cv_.Signal();  // let another idle thread look at the rest
           break;
         }
-        clock_->WaitUntil(&mu_, &cv_, std::min(batch_due, earliest_deadline));
+        // Not due yet, or due while an inline run holds the last free worker (its end signals).
+        clock_->WaitUntil(&mu_, &cv_,
+                          due ? earliest_deadline : std::min(batch_due, earliest_deadline));
       }
     }
     for (auto& [task, status] : dropped) task.request->PieceDone(status);
     if (!batch.tasks.empty()) {
-      const absl::Status status = callback_(thread_index, batch);
-      {
-        absl::MutexLock lock(&mu_);
-        --executing_;  // before the tasks complete: their callers may submit again at once
-      }
+      const absl::Status status = RunBatch(worker, batch);
       for (const BatchTask& task : batch.tasks) task.request->PieceDone(status);
     }
   }

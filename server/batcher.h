@@ -11,6 +11,8 @@
 //    executed; a cancelled one is dropped with CANCELLED.
 //  - A request that would push the queue past max_queue_size rows is refused at once with
 //    UNAVAILABLE "queue full".
+//  - Optionally (run_inline_when_idle) an idle batcher runs a request on the submitting thread:
+//    same batch, same callback, same worker exclusivity, no hand-off to a batch thread.
 #ifndef OCTET_SERVER_BATCHER_H_
 #define OCTET_SERVER_BATCHER_H_
 
@@ -99,9 +101,21 @@ class Batcher {
     // When no batch is executing, form one from whatever is queued at once instead of waiting
     // for the delay (requests arriving while a batch runs still accumulate). false = always wait.
     bool dispatch_when_idle = false;
+    // With dispatch_when_idle: when nothing is queued or executing, Submit() runs a request that
+    // fits in one batch on the calling thread (the RPC thread) instead of waking a batch thread
+    // for it and being woken back: two thread hand-offs fewer per request at low load. The
+    // request then completes (Done) before Submit() returns. Under load this would stop batches
+    // from forming (an RPC thread busy with one request reads no other), so once a request has
+    // to queue, inline runs pause until a batch thread runs a request alone with nothing queued
+    // behind it. false = always hand off.
+    bool run_inline_when_idle = false;
+    // ...but only while the batch that finished last took at most this long in the callback, in
+    // microseconds: a slow model must not hold RPC threads, and saves nothing from it. >= 0.
+    int64_t max_inline_batch_micros = 1000;
     // Most pieces in one batch; 1 turns batching off (each piece runs alone). 0 = no limit.
     int64_t max_tasks_per_batch = 0;
-    // Threads that form batches and run the callback; thread i is "worker i". >= 1.
+    // Threads that form batches and run the callback. Also the number of workers: every running
+    // callback holds one worker index in [0, num_batch_threads) that no other holds. >= 1.
     int num_batch_threads = 1;
     // Time source; nullptr = RealClock(). Not owned; must outlive the batcher.
     Clock* clock = nullptr;
@@ -110,9 +124,10 @@ class Batcher {
     std::function<void(int64_t queued_rows)> on_queue_depth = nullptr;
   };
 
-  // Runs one batch on batch thread `thread_index`. The returned status becomes the outcome of
-  // every task in the batch. Requests complete (Done) after the callback returns.
-  using BatchCallback = std::function<absl::Status(int thread_index, const Batch& batch)>;
+  // Runs one batch on worker `worker` (no other running callback has the same index), on a batch
+  // thread or, inline, on the thread that called Submit(). The returned status becomes the
+  // outcome of every task in the batch. Requests complete (Done) after the callback returns.
+  using BatchCallback = std::function<absl::Status(int worker, const Batch& batch)>;
 
   static absl::StatusOr<std::unique_ptr<Batcher>> Create(const Options& options,
                                                          BatchCallback callback);
@@ -120,16 +135,20 @@ class Batcher {
   // fill), then joins the batch threads.
   ~Batcher();
 
-  // Queues `request`. On error (UNAVAILABLE queue full or shutting down, DEADLINE_EXCEEDED,
-  // INVALID_ARGUMENT) nothing is queued and request->Done() will not be called.
+  // Queues `request`, or runs it at once on this thread (Options::run_inline_when_idle; Done is
+  // then called before Submit returns). On error (UNAVAILABLE queue full or shutting down,
+  // DEADLINE_EXCEEDED, INVALID_ARGUMENT) nothing is queued and request->Done() will not be called.
   absl::Status Submit(std::shared_ptr<BatchRequest> request);
+
+  // Requests Submit() ran on the calling thread so far.
+  int64_t inline_runs() const;
 
   int64_t queued_rows() const;
   const Options& options() const { return options_; }
 
  private:
   Batcher(const Options& options, BatchCallback callback);
-  void ThreadLoop(int thread_index);
+  void ThreadLoop();
   // Removes expired, cancelled and failed pieces into `dropped` (with their status) and returns
   // the earliest deadline among those left.
   absl::Time SweepLocked(absl::Time now, std::vector<std::pair<BatchTask, absl::Status>>* dropped)
@@ -137,6 +156,8 @@ class Batcher {
   // Moves the oldest piece and following pieces with the same key that fit into `batch`.
   void FormBatchLocked(absl::Time now, Batch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetQueuedRowsLocked(int64_t rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs one batch on `worker` (taken by the caller), then returns the worker.
+  absl::Status RunBatch(int worker, const Batch& batch);
 
   const Options options_;
   const BatchCallback callback_;
@@ -149,6 +170,10 @@ class Batcher {
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int executing_ ABSL_GUARDED_BY(mu_) = 0;  // batches inside the callback
+  std::vector<int> free_workers_ ABSL_GUARDED_BY(mu_);
+  absl::Duration last_batch_time_ ABSL_GUARDED_BY(mu_);  // callback time of the last batch
+  int64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  bool inline_paused_ ABSL_GUARDED_BY(mu_) = false;  // requests had to queue: let batches form
   std::vector<std::thread> threads_;
 };
 

@@ -15,6 +15,16 @@ bool HasBatchDimension(const std::vector<TensorSpec>& specs) {
                      [](const TensorSpec& s) { return !s.dims.empty() && s.dims[0] < 0; });
 }
 
+absl::Status CheckBatchRows(const std::vector<Tensor>& outputs, int64_t rows) {
+  for (const Tensor& out : outputs) {
+    if (out.rank() < 1 || out.dim(0) != rows) {
+      return absl::InternalError(absl::StrCat("model output ", ShapeToString(out.shape()),
+                                              " does not have the ", rows, " rows of its batch"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 InferenceRequest::InferenceRequest(std::vector<Tensor> inputs, int64_t rows, absl::Time deadline,
@@ -72,6 +82,8 @@ absl::StatusOr<std::unique_ptr<LoadedVersion>> LoadedVersion::Create(
   batcher_options.max_queue_size = batching.max_queue_size();
   batcher_options.max_batch_size = v->batchable_ ? batching.max_batch_size() : 1;
   batcher_options.dispatch_when_idle = batching.dispatch_when_idle();
+  batcher_options.run_inline_when_idle =
+      batching.dispatch_when_idle() && batching.run_inline_when_idle();
   if (!batching.enabled()) {
     // Batching off: each piece runs alone and nothing waits; large requests are still split.
     batcher_options.max_queue_delay_micros = 0;
@@ -152,6 +164,14 @@ absl::Status LoadedVersion::ExecuteBatch(int worker, const Batch& batch) {
     } else {
       status = outputs.status();
     }
+  } else if (batch.tasks.size() == 1 && batch.tasks[0].row_begin == 0 &&
+             batch.tasks[0].rows == batch.tasks[0].request->rows()) {
+    // A whole request alone (the usual case at low load): its tensors are the batch, so no
+    // concatenation and no split, and the outputs are handed over instead of copied.
+    auto* request = static_cast<InferenceRequest*>(batch.tasks[0].request.get());
+    absl::StatusOr<std::vector<Tensor>> outputs = pool_->Run(worker, request->inputs());
+    status = outputs.ok() ? CheckBatchRows(*outputs, batch.rows) : outputs.status();
+    if (status.ok()) request->SetOutputs(std::move(outputs).value());
   } else {
     const size_t num_inputs = servable_->inputs().size();
     std::vector<Tensor> inputs;
@@ -175,14 +195,7 @@ absl::Status LoadedVersion::ExecuteBatch(int worker, const Batch& batch) {
     if (!outputs.ok()) {
       status = outputs.status();
     } else {
-      for (const Tensor& out : *outputs) {
-        if (out.rank() < 1 || out.dim(0) != batch.rows) {
-          status = absl::InternalError(absl::StrCat("model output ", ShapeToString(out.shape()),
-                                                    " does not have the ", batch.rows,
-                                                    " rows of its batch"));
-          break;
-        }
-      }
+      status = CheckBatchRows(*outputs, batch.rows);
       int64_t offset = 0;
       for (const BatchTask& task : batch.tasks) {
         if (!status.ok()) break;

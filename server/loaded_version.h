@@ -42,7 +42,7 @@ class InferenceRequest : public BatchRequest {
   // [request_row, ...). Pieces of one request may store concurrently.
   absl::Status StoreRows(const std::vector<Tensor>& batch_outputs, int64_t batch_row, int64_t rows,
                          int64_t request_row);
-  // For unbatched models: the outputs are this request's.
+  // For unbatched models, and a request that was a batch alone: the outputs are this request's.
   void SetOutputs(std::vector<Tensor> outputs) { outputs_ = std::move(outputs); }
 
  protected:

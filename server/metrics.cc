@@ -185,9 +185,21 @@ VersionMetrics::VersionMetrics(Metrics* m, const std::string& model, int64_t ver
       version_(absl::StrCat(version)) {}
 
 void VersionMetrics::RecordRequest(absl::StatusCode code) {
-  metrics_->requests_
-      .Add({{"model", model_}, {"version", version_}, {"code", StatusCodeName(code)}})
-      .Increment();
+  const size_t index = static_cast<size_t>(code);
+  if (index >= requests_by_code_.size()) {
+    metrics_->requests_
+        .Add({{"model", model_}, {"version", version_}, {"code", StatusCodeName(code)}})
+        .Increment();
+    return;
+  }
+  prometheus::Counter* counter = requests_by_code_[index].load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    // Racing first lookups get the same series from the family: either store is right.
+    counter = &metrics_->requests_.Add(
+        {{"model", model_}, {"version", version_}, {"code", StatusCodeName(code)}});
+    requests_by_code_[index].store(counter, std::memory_order_release);
+  }
+  counter->Increment();
 }
 
 void VersionMetrics::SetLoaded(bool is_loaded, int64_t weight, int64_t fp32_weight) {

@@ -10,6 +10,8 @@
 #ifndef OCTET_SERVER_METRICS_H_
 #define OCTET_SERVER_METRICS_H_
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -61,6 +63,9 @@ class VersionMetrics {
   Metrics* const metrics_;
   const std::string model_;
   const std::string version_;
+  // octet_requests_total{model, version, code} by code, looked up once: a label lookup (label
+  // map, hash, family lock) per request is measurable on small models.
+  std::array<std::atomic<prometheus::Counter*>, 17> requests_by_code_{};
   absl::Mutex mu_;
   absl::Time loaded_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   double loaded_hours_before_ ABSL_GUARDED_BY(mu_) = 0;  // from earlier load periods

@@ -111,6 +111,12 @@ absl::Status BenchOptions::Validate() const {
   if (!metrics_url.empty()) {
     if (absl::StatusOr<HttpUrl> url = ParseHttpUrl(metrics_url); !url.ok()) return url.status();
   }
+  if (rpc != "predict" && rpc != "model_status") {
+    return Invalid("rpc", absl::StrCat("expected predict or model_status, got '", rpc, "'"));
+  }
+  if (rpc != "predict" && !csv.empty()) {
+    return Invalid("csv", "rows are Predict runs; leave --csv out with --rpc=model_status");
+  }
   return absl::OkStatus();
 }
 

@@ -44,6 +44,9 @@ struct BenchOptions {
   std::string csv;
   // Seed of the random inputs and of the Poisson arrivals (runs are repeatable).
   uint64_t seed = 1;
+  // The RPC each call makes: "predict", or "model_status" (GetModelStatus of the model: the floor
+  // of one round trip through the same client and server, without the model's work).
+  std::string rpc = "predict";
 
   // Everything above is consistent: required fields present, ranges respected, exactly one load
   // shape. INVALID_ARGUMENT naming the flag otherwise.

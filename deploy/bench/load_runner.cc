@@ -10,8 +10,14 @@ namespace octet::bench {
 
 struct LoadRunner::Call {
   grpc::ClientContext context;
-  tensorflow::serving::PredictResponse response;
+  std::shared_ptr<Phase> phase;
   Clock::time_point sent;
+  grpc::Status status;
+  tensorflow::serving::PredictResponse response;
+  tensorflow::serving::GetModelStatusResponse status_response;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<tensorflow::serving::PredictResponse>> reader;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<tensorflow::serving::GetModelStatusResponse>>
+      status_reader;
 };
 
 struct LoadRunner::Phase {
@@ -26,24 +32,49 @@ struct LoadRunner::Phase {
 LoadRunner::LoadRunner(const Options& options,
                        std::unique_ptr<tensorflow::serving::PredictionService::Stub> stub,
                        tensorflow::serving::PredictRequest request)
-    : options_(options), stub_(std::move(stub)), request_(std::move(request)) {}
+    : options_(options), stub_(std::move(stub)), request_(std::move(request)) {
+  cq_thread_ = std::thread([this] { DrainQueue(); });
+}
 
-LoadRunner::~LoadRunner() = default;
+LoadRunner::LoadRunner(const Options& options,
+                       std::unique_ptr<tensorflow::serving::ModelService::Stub> stub,
+                       tensorflow::serving::GetModelStatusRequest request)
+    : options_(options), status_stub_(std::move(stub)), status_request_(std::move(request)) {
+  cq_thread_ = std::thread([this] { DrainQueue(); });
+}
+
+LoadRunner::~LoadRunner() {
+  cq_.Shutdown();
+  cq_thread_.join();
+}
+
+void LoadRunner::DrainQueue() {
+  void* tag;
+  bool ok;
+  // `ok` is always true for a unary call's Finish; the outcome is in the call's status.
+  while (cq_.Next(&tag, &ok)) OnAnswer(static_cast<Call*>(tag));
+}
 
 void LoadRunner::Send(const std::shared_ptr<Phase>& phase) {
   auto* call = new Call;
+  call->phase = phase;
   call->sent = Clock::now();
   call->context.set_deadline(std::chrono::system_clock::now() +
                              absl::ToChronoMicroseconds(options_.timeout));
-  stub_->async()->Predict(
-      &call->context, &request_, &call->response,
-      [this, phase, call](grpc::Status status) { OnAnswer(phase, call, status); });
+  if (stub_ != nullptr) {
+    call->reader = stub_->AsyncPredict(&call->context, request_, &cq_);
+    call->reader->Finish(&call->response, &call->status, call);
+  } else {
+    call->status_reader = status_stub_->AsyncGetModelStatus(&call->context, status_request_, &cq_);
+    call->status_reader->Finish(&call->status_response, &call->status, call);
+  }
 }
 
-void LoadRunner::OnAnswer(const std::shared_ptr<Phase>& phase, Call* call,
-                          const grpc::Status& status) {
+void LoadRunner::OnAnswer(Call* call) {
   const Clock::time_point now = Clock::now();
   const double seconds = std::chrono::duration<double>(now - call->sent).count();
+  const std::shared_ptr<Phase> phase = std::move(call->phase);
+  const grpc::Status status = std::move(call->status);
   delete call;
   {
     absl::MutexLock lock(&phase->mu);

@@ -16,7 +16,12 @@ BenchOptions Valid() {
   return o;
 }
 
-TEST(BenchOptionsTest, ValidOptionsPass) { EXPECT_TRUE(Valid().Validate().ok()); }
+TEST(BenchOptionsTest, ValidOptionsPass) {
+  EXPECT_TRUE(Valid().Validate().ok());
+  BenchOptions floor = Valid();
+  floor.rpc = "model_status";
+  EXPECT_TRUE(floor.Validate().ok());
+}
 
 TEST(BenchOptionsTest, EachBadFieldIsNamed) {
   struct Case {
@@ -45,6 +50,12 @@ TEST(BenchOptionsTest, EachBadFieldIsNamed) {
          o.batch = 8;
        },
        "--batch: applies to random inputs only"},
+      {[](BenchOptions& o) { o.rpc = "health"; }, "--rpc: expected predict or model_status"},
+      {[](BenchOptions& o) {
+         o.rpc = "model_status";
+         o.csv = "runs.csv";
+       },
+       "--csv: rows are Predict runs"},
   };
   for (const Case& c : cases) {
     BenchOptions o = Valid();

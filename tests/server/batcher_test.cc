@@ -3,6 +3,7 @@
 #include "server/batcher.h"
 
 #include <memory>
+#include <set>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -181,6 +182,213 @@ TEST_F(BatcherTest, IdleBatcherDispatchesAtOnceWhenAsked) {
   ASSERT_TRUE((*batcher)->Submit(b).ok());
   EXPECT_TRUE(b->Wait().ok());
   EXPECT_THAT(recorder_.batch_rows(), ElementsAre(3, 2));
+}
+
+// Inline runs (run_inline_when_idle): the batcher and a callback that can hold a batch.
+class InlineBatcherTest : public ::testing::Test {
+ protected:
+  struct Call {
+    std::thread::id thread;
+    int worker;
+    int64_t rows;
+  };
+
+  std::unique_ptr<Batcher> Make(int64_t max_batch = 8, int64_t max_queue = 64, int threads = 1) {
+    Batcher::Options options;
+    options.max_batch_size = max_batch;
+    options.max_queue_delay_micros = 1'000'000;
+    options.max_queue_size = max_queue;
+    options.num_batch_threads = threads;
+    options.dispatch_when_idle = true;
+    options.run_inline_when_idle = true;
+    options.max_inline_batch_micros = 1000;
+    options.clock = &clock_;
+    auto batcher = Batcher::Create(
+        options, [this](int worker, const Batch& batch) { return Run(worker, batch); });
+    EXPECT_TRUE(batcher.ok()) << batcher.status();
+    return std::move(batcher).value();
+  }
+
+  absl::Status Run(int worker, const Batch& batch) {
+    std::shared_ptr<absl::Notification> hold;
+    absl::Duration takes;
+    {
+      absl::MutexLock lock(&mu_);
+      calls_.push_back({std::this_thread::get_id(), worker, batch.rows});
+      if (!busy_.insert(worker).second) ++overlaps_;  // a worker used by two threads at once
+      ++running_;
+      hold = std::move(hold_next_);
+      takes = next_takes_;
+      next_takes_ = absl::ZeroDuration();
+    }
+    if (hold != nullptr) hold->WaitForNotification();
+    if (takes > absl::ZeroDuration()) clock_.Advance(takes);  // what the batch "took"
+    absl::MutexLock lock(&mu_);
+    busy_.erase(worker);
+    --running_;
+    return absl::OkStatus();
+  }
+  // The next batch blocks in the callback until the returned notification is notified.
+  std::shared_ptr<absl::Notification> HoldNextBatch() {
+    absl::MutexLock lock(&mu_);
+    hold_next_ = std::make_shared<absl::Notification>();
+    return hold_next_;
+  }
+  void WaitRunning(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == n; };
+    mu_.Await(absl::Condition(&reached));
+  }
+  std::vector<Call> calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+  FakeClock clock_;
+  absl::Mutex mu_;
+  std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+  std::set<int> busy_ ABSL_GUARDED_BY(mu_);
+  int overlaps_ ABSL_GUARDED_BY(mu_) = 0;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<absl::Notification> hold_next_ ABSL_GUARDED_BY(mu_);
+  absl::Duration next_takes_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(InlineBatcherTest, CreateNeedsDispatchWhenIdleAndAValidLimit) {
+  Batcher::Options o;
+  o.run_inline_when_idle = true;
+  auto cb = [](int, const Batch&) { return absl::OkStatus(); };
+  EXPECT_THAT(Batcher::Create(o, cb).status().message(), HasSubstr("dispatch_when_idle"));
+  o.dispatch_when_idle = true;
+  o.max_inline_batch_micros = -1;
+  EXPECT_THAT(Batcher::Create(o, cb).status().message(), HasSubstr("max_inline_batch_micros"));
+}
+
+TEST_F(InlineBatcherTest, IdleRequestRunsOnTheSubmittingThreadBeforeSubmitReturns) {
+  auto batcher = Make();
+  auto a = std::make_shared<TestRequest>(3);
+  ASSERT_TRUE(batcher->Submit(a).ok());
+  EXPECT_TRUE(a->done());  // no clock advance, no other thread: it ran inside Submit
+  EXPECT_TRUE(a->Wait().ok());
+  EXPECT_EQ(a->done_calls(), 1);
+  ASSERT_EQ(calls().size(), 1u);
+  EXPECT_EQ(calls()[0].thread, std::this_thread::get_id());
+  EXPECT_EQ(calls()[0].worker, 0);
+  EXPECT_EQ(calls()[0].rows, 3);
+  EXPECT_EQ(batcher->inline_runs(), 1);
+}
+
+TEST_F(InlineBatcherTest, ExpiredOrCancelledRequestIsRefusedNotRun) {
+  auto batcher = Make();
+  auto expired = std::make_shared<TestRequest>(1, clock_.Now());
+  EXPECT_EQ(batcher->Submit(expired).code(), absl::StatusCode::kDeadlineExceeded);
+  auto cancelled = std::make_shared<TestRequest>(1);
+  cancelled->Cancel();
+  EXPECT_EQ(batcher->Submit(cancelled).code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(expired->done());
+  EXPECT_FALSE(cancelled->done());
+  EXPECT_TRUE(calls().empty());
+  EXPECT_EQ(batcher->inline_runs(), 0);
+}
+
+TEST_F(InlineBatcherTest, BusyBatcherQueuesAndBatchesWhatArrivesMeanwhile) {
+  auto batcher = Make(/*max_batch=*/8, /*max_queue=*/8);
+  auto release = HoldNextBatch();
+  auto first = std::make_shared<TestRequest>(1);
+  std::thread submitter([&] { EXPECT_TRUE(batcher->Submit(first).ok()); });
+  WaitRunning(1);  // `first` is executing inline on `submitter`
+  // Busy: these queue (nothing else may use the only worker) and a full queue refuses.
+  auto b = std::make_shared<TestRequest>(3);
+  auto c = std::make_shared<TestRequest>(5);
+  auto d = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(b).ok());
+  ASSERT_TRUE(batcher->Submit(c).ok());
+  EXPECT_EQ(batcher->Submit(d).code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(b->done());
+  release->Notify();
+  submitter.join();
+  EXPECT_TRUE(first->Wait().ok());
+  EXPECT_TRUE(b->Wait().ok());
+  EXPECT_TRUE(c->Wait().ok());
+  std::vector<Call> all = calls();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[1].rows, 8);  // b and c in one batch, on the batch thread
+  EXPECT_NE(all[1].thread, std::this_thread::get_id());
+  EXPECT_EQ(batcher->inline_runs(), 1);
+  // Requests had to queue: the next idle request still goes to the batch thread so that batches
+  // can form under load; running alone with nothing behind it lets inline runs resume.
+  auto e = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(e).ok());
+  EXPECT_TRUE(e->Wait().ok());
+  EXPECT_EQ(batcher->inline_runs(), 1);
+  auto f = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(f).ok());
+  EXPECT_TRUE(f->done());
+  EXPECT_EQ(batcher->inline_runs(), 2);
+  all = calls();
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_NE(all[2].thread, std::this_thread::get_id());
+  EXPECT_EQ(all[3].thread, std::this_thread::get_id());
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(overlaps_, 0);
+}
+
+TEST_F(InlineBatcherTest, OversizeRequestIsSplitByTheBatchThreads) {
+  auto batcher = Make(/*max_batch=*/4);
+  auto big = std::make_shared<TestRequest>(10);
+  ASSERT_TRUE(batcher->Submit(big).ok());
+  EXPECT_TRUE(big->Wait().ok());
+  EXPECT_EQ(big->done_calls(), 1);
+  EXPECT_EQ(batcher->inline_runs(), 0);
+  for (const Call& call : calls()) EXPECT_NE(call.thread, std::this_thread::get_id());
+}
+
+TEST_F(InlineBatcherTest, SlowBatchStopsInlineRuns) {
+  auto batcher = Make();
+  {
+    absl::MutexLock lock(&mu_);
+    next_takes_ = absl::Microseconds(1001);  // over max_inline_batch_micros
+  }
+  auto slow = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(slow).ok());
+  EXPECT_TRUE(slow->done());
+  auto next = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(next).ok());  // handed to the batch thread, idle: runs at once
+  EXPECT_TRUE(next->Wait().ok());
+  EXPECT_EQ(batcher->inline_runs(), 1);
+  ASSERT_EQ(calls().size(), 2u);
+  EXPECT_NE(calls()[1].thread, std::this_thread::get_id());
+  // A fast batch on the batch thread makes the batcher run inline again.
+  auto fast = std::make_shared<TestRequest>(1);
+  ASSERT_TRUE(batcher->Submit(fast).ok());
+  EXPECT_TRUE(fast->done());
+  EXPECT_EQ(batcher->inline_runs(), 2);
+}
+
+TEST_F(InlineBatcherTest, TwoWorkersAreNeverSharedUnderConcurrentLoad) {
+  auto batcher = Make(/*max_batch=*/4, /*max_queue=*/100000, /*threads=*/2);
+  constexpr int kClients = 8;
+  constexpr int kRequests = 200;
+  std::vector<std::thread> clients;
+  std::atomic<int> failures{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kRequests; ++i) {
+        auto r = std::make_shared<TestRequest>(1 + (c + i) % 3);
+        if (!batcher->Submit(r).ok() || !r->Wait().ok() || r->done_calls() != 1) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(overlaps_, 0);
+  for (const Call& call : calls_) {
+    EXPECT_GE(call.worker, 0);
+    EXPECT_LT(call.worker, 2);
+  }
 }
 
 TEST_F(BatcherTest, QueueFullIsUnavailableAndCountsRows) {

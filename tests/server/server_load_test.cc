@@ -53,6 +53,20 @@ TEST_F(ServerLoadTest, ConcurrentClientsGetTheirOwnAnswersAndBatchesForm) {
                                  std::to_string(kClients * kRequests)));
 }
 
+TEST_F(ServerLoadTest, InlineRunsGiveTheSameAnswersAsBatchedOnes) {
+  AddModel("m", "batching { max_batch_size: 4 run_inline_when_idle: true }", 1);
+  StartServer();
+  // One client at a time: every request that fits a batch runs on the RPC thread; the 7-row one
+  // is split across batch threads. All answers are the model's.
+  for (int64_t rows : {1, 3, 7, 2}) {
+    const float seed = 11.0f * static_cast<float>(rows);
+    PredictResponse response;
+    grpc::Status st = Predict(MakeRequest("m", rows, seed), &response);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_TRUE(IsExpectedAnswer(response, rows, seed, 1)) << rows << " rows";
+  }
+}
+
 TEST_F(ServerLoadTest, HotReloadUnderLoadFailsNothingAndRefusesACorruptVersion) {
   AddModel("m", "batching { max_queue_delay_micros: 100 }", 1);
   StartServer();
@@ -185,7 +199,12 @@ TEST_F(ServerLoadTest, OverloadIsUnavailableAndRecoversAtOnce) {
 }
 
 TEST_F(ServerLoadTest, ExpiredQueuedRequestIsNeverExecuted) {
-  AddModel("m", "num_workers: 1 batching { max_batch_size: 1 max_queue_delay_micros: 0 }", 1);
+  // Inline runs: the blocker holds the worker on its RPC thread while the batch thread stays free
+  // to drop the queued request at the server's deadline, which the test waits for.
+  AddModel("m",
+           "num_workers: 1 batching { max_batch_size: 1 max_queue_delay_micros: 0 "
+           "run_inline_when_idle: true }",
+           1);
   StartServer();
   const int warm_up_runs = stats_.runs.load();
   stats_.CloseGate();
@@ -195,6 +214,13 @@ TEST_F(ServerLoadTest, ExpiredQueuedRequestIsNeverExecuted) {
   PredictResponse response;
   grpc::Status st = Predict(MakeRequest("m", 1, 0.0f), &response, absl::Milliseconds(100));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The server's deadline travels as a timeout and ends a little after the client's: wait until
+  // the server has dropped the request itself, or the freed worker could still run it.
+  while (server_->metrics().Scrape().find(
+             "octet_requests_total{code=\"DEADLINE_EXCEEDED\",model=\"m\",version=\"1\"} 1") ==
+         std::string::npos) {
+    std::this_thread::yield();
+  }
   stats_.OpenGate();
   blocker.WaitAll();
   EXPECT_TRUE(blocker.statuses[0].ok());
