@@ -3,7 +3,6 @@
 // environment variable OCTET_<FLAG NAME IN UPPER CASE> (for Kubernetes); a flag on the command
 // line wins over the environment.
 #include <signal.h>
-#include <stdlib.h>
 
 #include <cstdlib>
 #include <string>
@@ -17,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/openmp_env.h"
 #include "server/log.h"
 #include "server/server.h"
 
@@ -76,10 +76,11 @@ bool ApplyEnvironment() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Idle OpenMP threads must sleep, not spin: several workers' teams share the cores. libgomp
+  // reads the policy when it loads, before main(), so this re-executes the binary if it is unset.
+  octet::EnsurePassiveOpenMp(argv);
   absl::SetProgramUsageMessage(
       "octet-server --model_repository=DIR [--grpc_port=8500] [--metrics_port=8502] ...");
-  // Idle OpenMP threads must sleep, not spin: several workers' teams share the cores.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
   if (!ApplyEnvironment()) return 2;
   absl::ParseCommandLine(argc, argv);
   // Debian's absl is built without NDEBUG, so every absl::Mutex lock (ours and gRPC's) records
