@@ -7,6 +7,8 @@
 # (MACs/image x images/s / peak; peak from tests/bench/vnni_peak, or PEAK_GMACS=... to skip it).
 # "by CPU" compares process CPU time per run (all threads), steadier than wall time on a shared
 # machine.
+# ORT_SPIN=0 turns off ONNX Runtime's spinning intra-op threads (its default is on); Octet spins
+# only if GOMP_SPINCOUNT is set (it runs with OMP_WAIT_POLICY=PASSIVE).
 # Needs: the release build (build/release/core/octet) and `npm install --ignore-scripts` in
 # deploy/bench (ONNX Runtime's CPU library from the npm registry).
 set -euo pipefail
@@ -33,14 +35,15 @@ octet() {  # model batch -> "img/s cpu_ms GMAC/sample"
 ort() {  # model batch -> "img/s cpu_ms"
   local r
   r=$(node deploy/bench/ort_bench.mjs --model "$1" --batch "$2" --threads "$THREADS" \
-        --seconds "$SECONDS_PER_RUN" --shape "input=${2}x3x224x224")
+        --seconds "$SECONDS_PER_RUN" --shape "input=${2}x3x224x224" --spin "${ORT_SPIN:-1}")
   echo "$(echo "$r" | sed -E 's/.*"images_per_s":([0-9.]+).*/\1/')" \
        "$(echo "$r" | sed -E 's/.*"cpu_ms_per_run":([0-9.]+).*/\1/')"
 }
 num() { awk -v a="$1" 'BEGIN { if (a == "") print "-"; else printf "%.1f", a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
 
-echo "VNNI peak: ${PEAK_GMACS:-unknown} GMAC/s; $THREADS threads; $SECONDS_PER_RUN s per run"
+echo "VNNI peak: ${PEAK_GMACS:-unknown} GMAC/s; $THREADS threads; $SECONDS_PER_RUN s per run;" \
+  "Octet GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset}, ORT allow_spinning=${ORT_SPIN:-1}"
 echo
 echo "| model | batch | Octet INT8 img/s | Octet FP32 img/s | ORT INT8 img/s | ORT FP32 img/s | Octet INT8/FP32 | Octet/ORT INT8 | Octet/ORT FP32 | Octet/ORT INT8 by CPU | Octet/ORT FP32 by CPU | INT8 % of peak |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

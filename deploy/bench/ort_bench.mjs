@@ -2,7 +2,9 @@
 // as `octet bench`: random inputs, warm-up excluded, fixed thread budget.
 //
 //   node deploy/bench/ort_bench.mjs --model M.onnx --batch 8 --threads 2 --seconds 10 \
-//        [--shape input=8x3x224x224] [--warmup 2]
+//        [--shape input=8x3x224x224] [--warmup 2] [--spin 0|1]
+// --spin sets ORT's session.intra_op.allow_spinning (ORT's default is 1: idle intra-op threads
+// spin, like libgomp with GOMP_SPINCOUNT; Octet's default is OMP_WAIT_POLICY=PASSIVE).
 // Prints one JSON line.
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
@@ -11,7 +13,7 @@ const require = createRequire(import.meta.url);
 const ort = require('onnxruntime-node');
 
 function parseArgs(argv) {
-  const a = { batch: 1, threads: 2, seconds: 10, warmup: 2, shape: {} };
+  const a = { batch: 1, threads: 2, seconds: 10, warmup: 2, spin: 1, shape: {} };
   for (let i = 2; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, ''), v = argv[i + 1];
     if (k === 'shape') {
@@ -34,6 +36,7 @@ const session = await ort.InferenceSession.create(args.model, {
   interOpNumThreads: 1,
   executionMode: 'sequential',
   graphOptimizationLevel: 'all',
+  extra: { session: { intra_op: { allow_spinning: String(args.spin) } } },
 });
 const feeds = {};
 for (const name of session.inputNames) {
