@@ -3,7 +3,10 @@
 #include <malloc.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <functional>
 #include <list>
 #include <map>
 #include <set>
@@ -34,9 +37,9 @@ absl::Status ValidateOps(const Graph& graph) {
   for (const Node& node : graph.nodes) {
     const OpSchema* schema = registry.Find(node.domain, node.op_type);
     if (schema == nullptr) {
-      return absl::UnimplementedError(absl::StrCat(
-          node.Label(), ": op ", node.domain.empty() ? "" : node.domain + ":", node.op_type,
-          " is not supported by Octet"));
+      return absl::UnimplementedError(absl::StrCat(node.Label(), ": op ",
+                                                   node.domain.empty() ? "" : node.domain + ":",
+                                                   node.op_type, " is not supported by Octet"));
     }
     if (schema->validate) {
       if (auto s = schema->validate(node, graph.opset); !s.ok()) return s;
@@ -77,8 +80,7 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::LoadFromFile(const std::stri
   ss << in.rdbuf();
   auto model = LoadFromBytes(ss.str(), options);
   if (!model.ok()) {
-    return absl::Status(model.status().code(),
-                        absl::StrCat(path, ": ", model.status().message()));
+    return absl::Status(model.status().code(), absl::StrCat(path, ": ", model.status().message()));
   }
   return model;
 }
@@ -96,8 +98,8 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::LoadFromBytes(const std::str
   }
   for (const ValueInfo& v : g.inputs) {
     if (!v.has_shape) {
-      return absl::InvalidArgumentError(absl::StrCat("graph input '", v.name,
-                                                     "' has no declared shape (rank)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("graph input '", v.name, "' has no declared shape (rank)"));
     }
     model->inputs_.push_back(SpecFrom(v));
   }
@@ -182,11 +184,11 @@ std::string Model::Describe() const {
       if (!in.empty() && graph_->FindInitializer(in) == nullptr) ins.push_back(in);
     }
     absl::StrAppend(&s, node.domain.empty() ? "" : node.domain + ":", node.op_type, " '", node.name,
-                    "' [", precisions[&node - graph_->nodes.data()], "] (", absl::StrJoin(ins, ", "), ") -> (",
-                    absl::StrJoin(node.outputs, ", "), ")");
+                    "' [", precisions[&node - graph_->nodes.data()], "] (",
+                    absl::StrJoin(ins, ", "), ") -> (", absl::StrJoin(node.outputs, ", "), ")");
     for (const PostOp& p : node.post_ops) {
-      static const char* kNames[] = {"relu",        "leaky_relu",  "clip", "sigmoid",
-                                     "tanh",        "hard_sigmoid", "hard_swish", "sum"};
+      static const char* kNames[] = {"relu", "leaky_relu",   "clip",       "sigmoid",
+                                     "tanh", "hard_sigmoid", "hard_swish", "sum"};
       absl::StrAppend(&s, " +", kNames[static_cast<int>(p.kind)]);
     }
     absl::StrAppend(&s, "\n");
@@ -246,16 +248,72 @@ absl::StatusOr<ExecutionPlan*> ExecutionContext::GetPlan(absl::Span<const Shape>
     }
   }
   omp_set_num_threads(impl_->options.num_threads);
-  PlanOptions po{&model_->shared_->engine, &model_->shared_->weights,
-                 impl_->options.num_threads};
+  PlanOptions po{&model_->shared_->engine, &model_->shared_->weights, impl_->options.num_threads};
   auto plan = ExecutionPlan::Build(model_->graph(), shapes, po, bound);
   if (!plan.ok()) return plan.status();
-  impl_->plans.emplace_front(std::move(key), *std::move(plan));
+  std::unique_ptr<ExecutionPlan> chosen = *std::move(plan);
+  if (impl_->options.num_threads > 1 && impl_->options.tune_threads_below_micros > 0) {
+    chosen = PickThreadCount(std::move(chosen), shapes, inputs, bound);
+  }
+  impl_->plans.emplace_front(std::move(key), std::move(chosen));
   while (static_cast<int>(impl_->plans.size()) > impl_->options.max_cached_plans) {
     impl_->plans.pop_back();
   }
   malloc_trim(0);  // the build's temporaries (weights before their reorder); plans are rare
   return impl_->plans.front().second.get();
+}
+
+std::unique_ptr<ExecutionPlan> ExecutionContext::PickThreadCount(
+    std::unique_ptr<ExecutionPlan> wide, absl::Span<const Shape> shapes,
+    absl::Span<const Tensor> inputs, absl::Span<const Tensor> bound) {
+  std::vector<Tensor> zeros;
+  if (inputs.empty()) {
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      zeros.push_back(Tensor::Zeros(model_->inputs()[i].dtype, shapes[i]));
+    }
+    inputs = zeros;
+  }
+  const std::function<int64_t()>& injected = impl_->options.clock_nanos;
+  auto now_nanos = [&injected]() -> int64_t {
+    if (injected) return injected();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  // Microseconds of one run, or a negative value if it failed.
+  auto time_run = [&](ExecutionPlan& p) {
+    omp_set_num_threads(p.num_threads());
+    const int64_t start = now_nanos();
+    const bool ok = p.Run(inputs, impl_->stream).ok();
+    return ok ? static_cast<double>(now_nanos() - start) / 1000.0 : -1.0;
+  };
+  // The first run touches the buffers for the first time: only the second is representative.
+  const double first = time_run(*wide) < 0 ? -1.0 : time_run(*wide);
+  if (first < 0 || first >= static_cast<double>(impl_->options.tune_threads_below_micros)) {
+    return wide;
+  }
+  PlanOptions one{&model_->shared_->engine, &model_->shared_->weights, 1};
+  omp_set_num_threads(1);
+  auto narrow = ExecutionPlan::Build(model_->graph(), shapes, one, bound);
+  std::unique_ptr<ExecutionPlan> keep = std::move(wide);
+  if (narrow.ok() && time_run(**narrow) >= 0) {
+    // Interleaved, so that a burst of load on the machine affects both alike.
+    constexpr int kRounds = 7;
+    std::vector<double> wide_us, narrow_us;
+    for (int i = 0; i < kRounds; ++i) {
+      wide_us.push_back(time_run(*keep));
+      narrow_us.push_back(time_run(**narrow));
+    }
+    std::sort(wide_us.begin(), wide_us.end());
+    std::sort(narrow_us.begin(), narrow_us.end());
+    // Ties go to the thread count the caller asked for.
+    if (narrow_us[0] >= 0 && narrow_us[kRounds / 2] < 0.97 * wide_us[kRounds / 2]) {
+      keep = *std::move(narrow);
+    }
+  }
+  narrow = absl::UnknownError("discarded");  // frees the losing plan before the cache is pruned
+  model_->shared_->weights.DropUnused();     // layouts only the discarded plan used
+  return keep;
 }
 
 absl::StatusOr<const ExecutionPlan*> ExecutionContext::PlanFor(
@@ -268,8 +326,8 @@ absl::StatusOr<const ExecutionPlan*> ExecutionContext::PlanFor(
 absl::Status ExecutionContext::ValidateInputs(absl::Span<const Tensor> inputs) const {
   const auto& specs = model_->inputs();
   if (inputs.size() != specs.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("model expects ", specs.size(),
-                                                   " inputs, got ", inputs.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model expects ", specs.size(), " inputs, got ", inputs.size()));
   }
   std::map<std::string, int64_t> bound;  // symbolic dimension name -> value
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -281,15 +339,15 @@ absl::Status ExecutionContext::ValidateInputs(absl::Span<const Tensor> inputs) c
                                                      DTypeName(t.dtype())));
     }
     if (t.rank() != static_cast<int>(spec.dims.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input '", spec.name, "': expected rank ", spec.dims.size(), " ",
-          ShapeToString(spec.dims), ", got shape ", ShapeToString(t.shape())));
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", spec.name, "': expected rank ", spec.dims.size(), " ",
+                       ShapeToString(spec.dims), ", got shape ", ShapeToString(t.shape())));
     }
     for (size_t d = 0; d < spec.dims.size(); ++d) {
       if (spec.dims[d] >= 0 && t.dim(d) != spec.dims[d]) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "input '", spec.name, "': dimension ", d, " must be ", spec.dims[d], ", got ",
-            t.dim(d), " (shape ", ShapeToString(t.shape()), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("input '", spec.name, "': dimension ", d, " must be ", spec.dims[d],
+                         ", got ", t.dim(d), " (shape ", ShapeToString(t.shape()), ")"));
       }
       if (spec.dims[d] < 0 && t.dim(d) < 1) {
         return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': dimension ", d,
@@ -298,9 +356,9 @@ absl::Status ExecutionContext::ValidateInputs(absl::Span<const Tensor> inputs) c
       if (spec.dims[d] < 0 && !spec.dim_names[d].empty()) {
         auto [it, inserted] = bound.emplace(spec.dim_names[d], t.dim(d));
         if (!inserted && it->second != t.dim(d)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "input '", spec.name, "': dimension '", spec.dim_names[d], "' is ", t.dim(d),
-              " here but ", it->second, " in another input"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("input '", spec.name, "': dimension '", spec.dim_names[d], "' is ",
+                           t.dim(d), " here but ", it->second, " in another input"));
         }
       }
     }
@@ -319,7 +377,7 @@ absl::StatusOr<std::vector<Tensor>> ExecutionContext::Run(absl::Span<const Tenso
   auto plan = GetPlan(shapes, inputs);
   if (!plan.ok()) return plan.status();
   // OpenMP's team size is a per-thread setting: set it on the calling thread for every run.
-  omp_set_num_threads(impl_->options.num_threads);
+  omp_set_num_threads((*plan)->num_threads());
   return (*plan)->Run(inputs, impl_->stream);
 }
 

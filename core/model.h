@@ -6,6 +6,7 @@
 #define OCTET_CORE_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,14 @@ struct ContextOptions {
   int num_threads = 1;
   // Number of distinct input shapes whose plans are kept; the least recently used is evicted.
   int max_cached_plans = 16;
+  // A new plan whose first run takes less than this (microseconds) with num_threads > 1 threads
+  // is also built for one thread, both are timed (median of 7 runs each) and the faster is kept.
+  // Waking the other OpenMP threads for every primitive costs tens of microseconds on shared
+  // vCPUs, more than short primitives gain from them (mobilenet_v2 INT8 batch 1 runs ~15%
+  // faster on one thread than on two). 0 = always use num_threads.
+  int64_t tune_threads_below_micros = 10000;
+  // Clock for those timings, in nanoseconds; null = std::chrono::steady_clock. Tests inject one.
+  std::function<int64_t()> clock_nanos = nullptr;
 };
 
 class ExecutionContext;
@@ -92,6 +101,13 @@ class ExecutionContext {
   absl::Status ValidateInputs(absl::Span<const Tensor> inputs) const;
   absl::StatusOr<ExecutionPlan*> GetPlan(absl::Span<const Shape> shapes,
                                          absl::Span<const Tensor> inputs);
+  // `wide` (built for num_threads) or a one-thread build of it, whichever runs `inputs` faster
+  // (see ContextOptions::tune_threads_below_micros). Zero inputs of `shapes` when `inputs` is
+  // empty.
+  std::unique_ptr<ExecutionPlan> PickThreadCount(std::unique_ptr<ExecutionPlan> wide,
+                                                 absl::Span<const Shape> shapes,
+                                                 absl::Span<const Tensor> inputs,
+                                                 absl::Span<const Tensor> bound);
   struct Impl;
   std::shared_ptr<const Model> model_;
   std::unique_ptr<Impl> impl_;

@@ -87,6 +87,9 @@ class BuildContext {
   virtual int64_t opset() const = 0;
   virtual const dnnl::engine& engine() const = 0;
   virtual WeightCache& weights() = 0;
+  // The plan holds `t` for its lifetime. Kernels call it with the storage of every WeightCache
+  // entry they use, so that WeightCache::DropUnused knows which entries are live.
+  virtual void KeepAlive(Tensor t) = 0;
   virtual int num_threads() const = 0;
 
   size_t num_inputs() const { return node().inputs.size(); }

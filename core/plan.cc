@@ -24,6 +24,7 @@ class PlanBuilder : public BuildContext {
   int64_t opset() const override { return graph_.opset; }
   const dnnl::engine& engine() const override { return *options_.engine; }
   WeightCache& weights() override { return *options_.weights; }
+  void KeepAlive(Tensor t) override { plan_->kept_.push_back(std::move(t)); }
   int num_threads() const override { return options_.num_threads; }
   PlanValue& input(size_t i) override;
   PlanValue& input_any_layout(size_t i) override { return *Lookup(node_->inputs[i]); }
@@ -53,10 +54,10 @@ class PlanBuilder : public BuildContext {
   // Returns the buffers of `name` (and its converted copies) to the pool.
   void Release(const std::string& name);
   size_t node_index_ = 0;
-  std::map<std::string, size_t> last_use_;          // value -> index of its last consumer node
-  std::multimap<size_t, Tensor> pool_;              // free storage by size
+  std::map<std::string, size_t> last_use_;  // value -> index of its last consumer node
+  std::multimap<size_t, Tensor> pool_;      // free storage by size
   std::map<std::string, std::vector<PlanValue*>> copies_;  // value -> its converted copies
-  std::set<const PlanValue*> pinned_;               // graph inputs/outputs: never reused
+  std::set<const PlanValue*> pinned_;                      // graph inputs/outputs: never reused
   // True while building a node whose inputs are all constant: its outputs are folded now and
   // live for the whole plan, so they must not take a pooled buffer that earlier steps still
   // write at run time.
@@ -354,8 +355,8 @@ absl::Status PlanBuilder::Build(absl::Span<const Shape> input_shapes,
   for (const ValueInfo& out : graph_.outputs) {
     PlanValue* v = Lookup(out.name);
     if (v == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("graph output '", out.name,
-                                                     "' is not produced"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("graph output '", out.name, "' is not produced"));
     }
     if (IsDnnlType(v->dtype) && !IsPlain(v->md)) {
       auto plain = Convert(v, PlainDesc(v->dtype, v->shape), "plain");
@@ -373,6 +374,7 @@ absl::StatusOr<std::unique_ptr<ExecutionPlan>> ExecutionPlan::Build(
     const Graph& graph, absl::Span<const Shape> input_shapes, const PlanOptions& options,
     absl::Span<const Tensor> bound_values) {
   std::unique_ptr<ExecutionPlan> plan(new ExecutionPlan());
+  plan->num_threads_ = options.num_threads;
   try {
     PlanBuilder builder(graph, options, plan.get());
     if (auto s = builder.Build(input_shapes, bound_values); !s.ok()) return s;
@@ -391,10 +393,9 @@ absl::StatusOr<std::vector<Tensor>> ExecutionPlan::Run(absl::Span<const Tensor> 
   for (size_t i = 0; i < inputs.size(); ++i) {
     PlanValue* v = inputs_[i];
     if (inputs[i].dtype() != v->dtype || inputs[i].shape() != v->shape) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input '", v->name, "': expected ", DTypeName(v->dtype),
-                       ShapeToString(v->shape), ", got ", DTypeName(inputs[i].dtype()),
-                       ShapeToString(inputs[i].shape())));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", v->name, "': expected ", DTypeName(v->dtype), ShapeToString(v->shape),
+          ", got ", DTypeName(inputs[i].dtype()), ShapeToString(inputs[i].shape())));
     }
     if (v->buffer.byte_size() > 0) {
       std::memcpy(v->buffer.data(), inputs[i].data(), v->buffer.byte_size());
@@ -421,14 +422,18 @@ absl::StatusOr<std::vector<Tensor>> ExecutionPlan::Run(absl::Span<const Tensor> 
 std::vector<size_t> ExecutionPlan::ParameterInputs(const Graph& graph) {
   // Input slots that configure an op rather than carry data.
   static const std::map<std::string, std::vector<size_t>> kSlots = {
-      {"Reshape", {1}},      {"Slice", {1, 2, 3, 4}}, {"Pad", {1, 2, 3}},
-      {"Resize", {1, 2, 3}}, {"Upsample", {1}},       {"Expand", {1}},
-      {"Tile", {1}},         {"Squeeze", {1}},        {"Unsqueeze", {1}},
-      {"ConstantOfShape", {0}}, {"Range", {0, 1, 2}}, {"Split", {1}},
-      {"ReduceSum", {1}},    {"ReduceMean", {1}},     {"ReduceMax", {1}},
-      {"ReduceMin", {1}},    {"ReduceProd", {1}},     {"ReduceL1", {1}},
-      {"ReduceL2", {1}},     {"ReduceSumSquare", {1}}, {"ReduceLogSum", {1}},
-      {"ReduceLogSumExp", {1}}, {"TopK", {1}},        {"OneHot", {1}}};
+      {"Reshape", {1}},      {"Slice", {1, 2, 3, 4}},
+      {"Pad", {1, 2, 3}},    {"Resize", {1, 2, 3}},
+      {"Upsample", {1}},     {"Expand", {1}},
+      {"Tile", {1}},         {"Squeeze", {1}},
+      {"Unsqueeze", {1}},    {"ConstantOfShape", {0}},
+      {"Range", {0, 1, 2}},  {"Split", {1}},
+      {"ReduceSum", {1}},    {"ReduceMean", {1}},
+      {"ReduceMax", {1}},    {"ReduceMin", {1}},
+      {"ReduceProd", {1}},   {"ReduceL1", {1}},
+      {"ReduceL2", {1}},     {"ReduceSumSquare", {1}},
+      {"ReduceLogSum", {1}}, {"ReduceLogSumExp", {1}},
+      {"TopK", {1}},         {"OneHot", {1}}};
   std::vector<size_t> out;
   for (size_t i = 0; i < graph.inputs.size(); ++i) {
     const std::string& name = graph.inputs[i].name;
@@ -461,8 +466,8 @@ std::string ExecutionPlan::Describe() const {
       if (!n.empty()) outs.push_back(value_str(n));
     }
     absl::StrAppend(&s, step.op_type, step.node_name.empty() ? "" : " ", step.node_name, " (",
-                    absl::StrJoin(ins, ", "), ") -> (", absl::StrJoin(outs, ", "), ") [",
-                    step.impl, "]\n");
+                    absl::StrJoin(ins, ", "), ") -> (", absl::StrJoin(outs, ", "), ") [", step.impl,
+                    "]\n");
   }
   return s;
 }

@@ -57,6 +57,9 @@ class ExecutionPlan {
   absl::StatusOr<std::vector<Tensor>> Run(absl::Span<const Tensor> inputs, dnnl::stream& stream);
 
   const std::vector<Step>& steps() const { return steps_; }
+  // OpenMP threads the plan's primitives were created for; set omp_set_num_threads to this
+  // before Run (oneDNN fixes a primitive's thread count when it is created).
+  int num_threads() const { return num_threads_; }
   // One line per step: op, node, inputs -> outputs with dtype/shape, implementation.
   std::string Describe() const;
   // Bytes of activation storage this plan owns (after liveness-based reuse).
@@ -71,6 +74,8 @@ class ExecutionPlan {
   std::vector<PlanValue*> outputs_;
   std::vector<Step> steps_;
   std::vector<Tensor> arena_;  // activation storage blocks, shared by values with disjoint lives
+  std::vector<Tensor> kept_;   // WeightCache entries the kernels use
+  int num_threads_ = 1;
 };
 
 }  // namespace octet

@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace octet {
 
@@ -54,6 +54,8 @@ class Tensor {
   int64_t num_elements() const { return NumElements(shape_); }
   size_t byte_size() const { return static_cast<size_t>(num_elements()) * DTypeSize(dtype_); }
   bool owns_data() const { return storage_ != nullptr; }
+  // Tensors sharing this one's storage, itself included (0 when borrowed).
+  long use_count() const { return storage_.use_count(); }
 
   void* data() { return data_; }
   const void* data() const { return data_; }

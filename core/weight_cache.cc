@@ -28,4 +28,19 @@ int64_t WeightCache::bytes() const {
   return total;
 }
 
+int64_t WeightCache::DropUnused() {
+  absl::MutexLock lock(&mu_);
+  int64_t freed = 0;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    // Copies are handed out under mu_, so a count of 1 cannot grow while we hold it.
+    if (it->second.storage.use_count() == 1) {
+      freed += static_cast<int64_t>(it->second.storage.byte_size());
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return freed;
+}
+
 }  // namespace octet

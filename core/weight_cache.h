@@ -32,6 +32,10 @@ class WeightCache {
   static std::string Key(const std::string& name, const dnnl::memory::desc& md);
   // Bytes held by prepared weights.
   int64_t bytes() const;
+  // Frees the entries no plan holds any more (plans keep their entries' storage, see
+  // BuildContext::KeepAlive), e.g. the layouts of a plan that was built and then discarded.
+  // Returns the bytes freed.
+  int64_t DropUnused();
 
  private:
   mutable absl::Mutex mu_;

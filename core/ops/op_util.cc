@@ -19,9 +19,9 @@ absl::StatusOr<WindowGeometry> ResolveWindow(const Node& node, const std::vector
   std::vector<int64_t> pads = node.GetInts("pads", std::vector<int64_t>(2 * n, 0));
   if (g.kernel.size() != n || g.strides.size() != n || g.dilations.size() != n ||
       pads.size() != 2 * n) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        node.Label(), ": kernel_shape/strides/dilations/pads do not match ", n,
-        " spatial dimensions"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(node.Label(), ": kernel_shape/strides/dilations/pads do not match ", n,
+                     " spatial dimensions"));
   }
   for (size_t i = 0; i < n; ++i) {
     if (g.kernel[i] < 1 || g.strides[i] < 1 || g.dilations[i] < 1) {
@@ -55,9 +55,9 @@ absl::StatusOr<WindowGeometry> ResolveWindow(const Node& node, const std::vector
           absl::StrCat(node.Label(), ": auto_pad '", auto_pad, "' is not supported"));
     }
     if (g.out[i] < 1 || in[i] + g.pad_begin[i] + g.pad_end[i] < ext) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          node.Label(), ": window (extent ", ext, ") does not fit input size ", in[i],
-          " with padding ", g.pad_begin[i], "+", g.pad_end[i]));
+      return absl::InvalidArgumentError(
+          absl::StrCat(node.Label(), ": window (extent ", ext, ") does not fit input size ", in[i],
+                       " with padding ", g.pad_begin[i], "+", g.pad_end[i]));
     }
     // oneDNN wants pad_end such that (in + pb + pe - ext) / s + 1 == out exactly.
     g.pad_end[i] = (g.out[i] - 1) * g.strides[i] + ext - in[i] - g.pad_begin[i];
@@ -118,9 +118,9 @@ void AddOp(OpRegistry& r, const std::string& op_type,
 absl::Status CheckAttributes(const Node& node, const std::vector<std::string>& allowed) {
   for (const auto& [name, attr] : node.attrs) {
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      return absl::UnimplementedError(absl::StrCat(node.Label(), ": attribute '", name,
-                                                   "' is not supported (supported: ",
-                                                   absl::StrJoin(allowed, ", "), ")"));
+      return absl::UnimplementedError(
+          absl::StrCat(node.Label(), ": attribute '", name,
+                       "' is not supported (supported: ", absl::StrJoin(allowed, ", "), ")"));
     }
   }
   return absl::OkStatus();
@@ -156,6 +156,7 @@ absl::StatusOr<dnnl::memory> PrepareWeights(BuildContext& ctx, size_t index,
           return e;
         });
     if (!entry.ok()) return entry.status();
+    ctx.KeepAlive(entry->storage);
     return entry->memory;
   }
   // Runtime weights: reorder into a kernel-owned buffer before each execution.

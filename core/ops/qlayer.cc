@@ -72,8 +72,9 @@ absl::Status CheckInt8PostOps(const BuildContext& ctx, const std::vector<PostOp>
   for (const PostOp& p : post_ops) {
     if (p.kind != PostOp::Kind::kRelu && p.kind != PostOp::Kind::kLeakyRelu &&
         p.kind != PostOp::Kind::kClip && p.kind != PostOp::Kind::kSum) {
-      return ctx.Unsupported("only Relu, LeakyRelu, Clip and a residual sum can be fused into an "
-                             "int8 layer");
+      return ctx.Unsupported(
+          "only Relu, LeakyRelu, Clip and a residual sum can be fused into an "
+          "int8 layer");
     }
   }
   return absl::OkStatus();
@@ -96,8 +97,7 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
     *why_not = "x is quantized per row or channel";
     return false;
   }
-  auto xq = ReadQuantParams(label + ": x", *c.get(kQXs), c.get(kQXzp),
-                            xv.dtype, 1, xv.shape);
+  auto xq = ReadQuantParams(label + ": x", *c.get(kQXs), c.get(kQXzp), xv.dtype, 1, xv.shape);
   if (!xq.ok()) return xq.status();
   if (xq->dtype != xv.dtype) {
     return ctx.Invalid(absl::StrCat("x zero point type ", DTypeName(xq->dtype),
@@ -117,8 +117,8 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
     out->x.zero_points[0] += 128;
   }
   // w: symmetric s8 per output channel.
-  auto wq = ReadQuantParams(label + ": w", *c.get(kQWs), c.get(kQWzp),
-                            w_oc_major.dtype(), 0, w_oc_major.shape());
+  auto wq = ReadQuantParams(label + ": w", *c.get(kQWs), c.get(kQWzp), w_oc_major.dtype(), 0,
+                            w_oc_major.shape());
   if (!wq.ok()) return wq.status();
   if (wq->dtype != w_oc_major.dtype()) {
     return ctx.Invalid(absl::StrCat("w zero point type ", DTypeName(wq->dtype),
@@ -134,8 +134,7 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
   if (!CpuHasInt8Vnni()) out->reduced_7bit = ReduceTo7Bits(&out->w_s8, &out->w_scales);
   // y.
   if (ctx.has_input(kQYs)) {
-    auto yq = ReadQuantParams(label + ": y", *c.get(kQYs), c.get(kQYzp),
-                              DType::kU8, -1, {});
+    auto yq = ReadQuantParams(label + ": y", *c.get(kQYs), c.get(kQYzp), DType::kU8, -1, {});
     if (!yq.ok()) return yq.status();
     if (!yq->per_tensor()) return ctx.Unsupported("y must be quantized per tensor");
     if (yq->dtype != DType::kU8 && yq->dtype != DType::kS8) {
@@ -152,7 +151,8 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
   //   float bias b (real):                              b / (x_scale * w_scale[oc])
   if (ctx.has_input(kQBias)) {
     const Tensor& b = *c.get(kQBias);
-    if (b.num_elements() != out_channels || (b.dtype() != DType::kS32 && b.dtype() != DType::kF32)) {
+    if (b.num_elements() != out_channels ||
+        (b.dtype() != DType::kS32 && b.dtype() != DType::kF32)) {
       return ctx.Invalid(absl::StrCat("bias must be int32 (or float for octet ops) with ",
                                       out_channels, " elements, got ", DTypeName(b.dtype()),
                                       ShapeToString(b.shape())));
@@ -176,10 +176,10 @@ absl::StatusOr<bool> PrepareInt8Layer(BuildContext& ctx, const Tensor& w_oc_majo
       if (out->y_dtype != DType::kF32) return ctx.Unsupported("float residual into an int8 output");
     } else {
       if (!ctx.has_input(kQRs)) return ctx.Invalid("quantized residual without a scale");
-      auto rq = ReadQuantParams(label + ": residual", *c.get(kQRs),
-                                c.get(kQRzp), r.dtype, -1, {});
+      auto rq = ReadQuantParams(label + ": residual", *c.get(kQRs), c.get(kQRzp), r.dtype, -1, {});
       if (!rq.ok()) return rq.status();
-      if (rq->dtype != r.dtype) return ctx.Invalid("residual zero point type differs from its data");
+      if (rq->dtype != r.dtype)
+        return ctx.Invalid("residual zero point type differs from its data");
       if (out->y_dtype == DType::kF32) return ctx.Unsupported("int8 residual into a float output");
       out->r_scale = rq->scales[0];
       out->r_zero_point = rq->zero_points[0];
@@ -253,6 +253,7 @@ absl::StatusOr<dnnl::memory> CacheConstant(BuildContext& ctx, const std::string&
         return e;
       });
   if (!entry.ok()) return entry.status();
+  ctx.KeepAlive(entry->storage);
   return entry->memory;
 }
 

@@ -198,6 +198,12 @@ int BenchMain(const std::vector<std::string>& args) {
   const int64_t rss_after_warmup = RssBytes();
   absl::StatusOr<const ExecutionPlan*> plan = (*context)->PlanFor(*shapes);
   const int64_t macs = plan.ok() ? PlanMacs(**plan) : 0;
+  // ContextOptions::tune_threads_below_micros may have picked one thread for a short plan.
+  const std::string plan_threads =
+      plan.ok() && (*plan)->num_threads() != *threads
+          ? absl::StrFormat("plan runs on %d thread(s): measured faster at load than %d\n",
+                            (*plan)->num_threads(), *threads)
+          : "";
 
   using Clock = std::chrono::steady_clock;
   std::vector<double> latencies_ms;
@@ -226,12 +232,12 @@ int BenchMain(const std::vector<std::string>& args) {
   const int64_t samples = !inputs.empty() && inputs[0].rank() > 0 ? inputs[0].dim(0) : *batch;
   const double runs_per_s = latencies_ms.size() / elapsed;
   std::cout << absl::StrFormat(
-      "batch %d, threads %d, warm-up %d runs (excluded)\n"
+      "batch %d, threads %d, warm-up %d runs (excluded)\n%s"
       "runs: %d in %.2f s\n"
       "throughput: %.1f samples/s (%.1f runs/s)\n"
       "latency ms: p50 %.4g  p90 %.4g  p99 %.4g  (min %.4g, max %.4g)\n"
       "cpu ms per run: %.4g (process CPU time, all threads)\n",
-      samples, *threads, std::max<int64_t>(*warmup, 1), latencies_ms.size(), elapsed,
+      samples, *threads, std::max<int64_t>(*warmup, 1), plan_threads, latencies_ms.size(), elapsed,
       runs_per_s * samples, runs_per_s, Percentile(latencies_ms, 50), Percentile(latencies_ms, 90),
       Percentile(latencies_ms, 99), latencies_ms.front(), latencies_ms.back(),
       cpu_ms / latencies_ms.size());

@@ -1,11 +1,14 @@
 // Model loading, validation, plan caching, graph passes and concurrency of the engine, checked
 // against a naive convolution computed here.
+#include <omp.h>
+
 #include <cmath>
 #include <random>
 #include <thread>
 
 #include "core/model.h"
 #include "core/plan.h"
+#include "core/weight_cache.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "onnx/onnx_pb.h"
@@ -248,6 +251,91 @@ TEST(EngineTest, ContextOptionsAreValidated) {
   ASSERT_TRUE(model.ok());
   EXPECT_FALSE((*model)->CreateContext({.num_threads = 0}).ok());
   EXPECT_FALSE((*model)->CreateContext({.num_threads = 1, .max_cached_plans = 0}).ok());
+}
+
+// A clock for ContextOptions::clock_nanos under which every run takes `one_thread_nanos` when the
+// calling thread's OpenMP team is one thread and `wide_nanos` otherwise (the context sets the team
+// size of the plan it times before starting the clock).
+std::function<int64_t()> FakeClock(int64_t one_thread_nanos, int64_t wide_nanos) {
+  auto now = std::make_shared<int64_t>(0);
+  return [=] {
+    *now += omp_get_max_threads() == 1 ? one_thread_nanos : wide_nanos;
+    return *now;
+  };
+}
+
+TEST(EngineTest, ShortPlansKeepWhicheverThreadCountRunsFaster) {
+  auto model = Model::LoadFromBytes(ConvModel().Bytes());
+  ASSERT_TRUE(model.ok());
+  struct Case {
+    const char* what;
+    ContextOptions options;
+    int want_threads;
+  };
+  const Case cases[] = {
+      {"one thread faster", {.num_threads = 2, .clock_nanos = FakeClock(1000, 5000)}, 1},
+      {"two threads faster", {.num_threads = 2, .clock_nanos = FakeClock(5000, 1000)}, 2},
+      // Within 3%: the caller's thread count stays.
+      {"a tie", {.num_threads = 2, .clock_nanos = FakeClock(1000, 1010)}, 2},
+      {"run over the budget",
+       {.num_threads = 2, .tune_threads_below_micros = 4, .clock_nanos = FakeClock(1000, 5000)},
+       2},
+      {"tuning off",
+       {.num_threads = 2, .tune_threads_below_micros = 0, .clock_nanos = FakeClock(1000, 5000)},
+       2},
+      {"real clock", {.num_threads = 2}, -1},  // either, but the results must not change
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto ctx = (*model)->CreateContext(c.options);
+    ASSERT_TRUE(ctx.ok());
+    for (int n : {1, 8}) {
+      auto x = Random(static_cast<size_t>(n) * kC * kH * kW, 20 + n);
+      auto out = (*ctx)->Run({Tensor::FromFloats({n, kC, kH, kW}, x)});
+      ASSERT_TRUE(out.ok()) << out.status();
+      ExpectNear((*out)[0], NaiveConv(x, n, kC, kH, kW, Random(kM * kC * kK * kK, 1), kM, kK, 1,
+                                      Random(kM, 2)));
+      auto plan = (*ctx)->PlanFor({{n, kC, kH, kW}});
+      ASSERT_TRUE(plan.ok());
+      if (c.want_threads > 0) {
+        EXPECT_EQ((*plan)->num_threads(), c.want_threads);
+      } else {
+        EXPECT_THAT((*plan)->num_threads(), ::testing::AnyOf(1, 2));
+      }
+    }
+  }
+}
+
+TEST(EngineTest, WeightCacheDropsOnlyEntriesNoPlanHolds) {
+  WeightCache cache;
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  int made = 0;
+  auto make = [&](int64_t bytes) {
+    return [&made, &eng, bytes]() -> absl::StatusOr<WeightCache::Entry> {
+      ++made;
+      WeightCache::Entry e;
+      e.storage = Tensor::Zeros(DType::kU8, {bytes});
+      e.memory = dnnl::memory({{bytes}, dnnl::memory::data_type::u8, dnnl::memory::format_tag::a},
+                              eng, e.storage.data());
+      return e;
+    };
+  };
+  auto held = cache.GetOrCreate("held", make(100));
+  ASSERT_TRUE(held.ok());
+  Tensor pin = held->storage;  // what a plan keeps (BuildContext::KeepAlive)
+  held = absl::UnknownError("released");
+  ASSERT_TRUE(cache.GetOrCreate("dropped", make(30)).ok());
+  EXPECT_EQ(cache.bytes(), 130);
+  EXPECT_EQ(cache.DropUnused(), 30);
+  EXPECT_EQ(cache.bytes(), 100);
+  // The held entry is still served from the cache; the dropped one is made again.
+  ASSERT_TRUE(cache.GetOrCreate("held", make(100)).ok());
+  EXPECT_EQ(made, 2);
+  ASSERT_TRUE(cache.GetOrCreate("dropped", make(30)).ok());
+  EXPECT_EQ(made, 3);
+  pin = Tensor();
+  EXPECT_EQ(cache.DropUnused(), 130);
+  EXPECT_EQ(cache.bytes(), 0);
 }
 
 }  // namespace
