@@ -157,6 +157,10 @@ int BenchMain(const std::vector<std::string>& args) {
   parser.AddFlag("threads", "T", "Engine threads of the execution context (default 1).");
   parser.AddFlag("seconds", "S", "Measured duration in seconds (default 10).");
   parser.AddFlag("warmup", "W", "Untimed warm-up runs before measuring (default 5).");
+  parser.AddFlag("tune-below-us", "U",
+                 "With T > 1, a plan whose run takes under U microseconds is timed against a "
+                 "one-thread\nbuild of itself and the faster is kept (default 10000; 0 = always "
+                 "T threads).");
   parser.AddFlag("shape", "NAME=DIMS", "Full shape of an input, e.g. input=1x3x224x224.",
                  /*required=*/false, /*repeated=*/true);
   if (absl::Status s = parser.Parse(args); !s.ok()) return ReportUsageError("bench", s);
@@ -172,6 +176,9 @@ int BenchMain(const std::vector<std::string>& args) {
   if (!warmup.ok()) return ReportUsageError("bench", warmup.status());
   absl::StatusOr<double> seconds = ParseDoubleFlag("seconds", parser.Get("seconds", "10"), 0);
   if (!seconds.ok()) return ReportUsageError("bench", seconds.status());
+  absl::StatusOr<int64_t> tune_below =
+      ParseIntFlag("tune-below-us", parser.Get("tune-below-us", "10000"), 0, int64_t{1} << 40);
+  if (!tune_below.ok()) return ReportUsageError("bench", tune_below.status());
 
   absl::StatusOr<std::shared_ptr<const Model>> model = LoadModel(parser.Get("model"));
   if (!model.ok()) return ReportError("bench", model.status());
@@ -187,6 +194,7 @@ int BenchMain(const std::vector<std::string>& args) {
 
   ContextOptions options;
   options.num_threads = static_cast<int>(*threads);
+  options.tune_threads_below_micros = *tune_below;
   absl::StatusOr<std::unique_ptr<ExecutionContext>> context = (*model)->CreateContext(options);
   if (!context.ok()) return ReportError("bench", context.status());
   for (int64_t i = 0; i < std::max<int64_t>(*warmup, 1); ++i) {

@@ -199,6 +199,8 @@ TEST_F(CliTest, BadCommandLines) {
   ExpectOneLineError(Cli({"bench", "--model", model_, "--batch", "two"}), "--batch must be");
   ExpectOneLineError(Cli({"bench", "--model", model_, "--seconds", "-1"}), "--seconds must be");
   ExpectOneLineError(Cli({"bench", "--model", model_, "--threads"}), "--threads needs a value");
+  ExpectOneLineError(Cli({"bench", "--model", model_, "--tune-below-us", "-1"}),
+                     "--tune-below-us must be");
   ExpectOneLineError(Cli({"run", "--model", model_, "--model", model_, "--output-dir", dir_}),
                      "--model given more than once");
 }
@@ -325,6 +327,16 @@ TEST_F(CliTest, BenchReportsThroughputAndPercentiles) {
   EXPECT_THAT(r.out, HasSubstr("batch 2, threads 1, warm-up 2 runs (excluded)"));
   EXPECT_THAT(r.out, HasSubstr("samples/s"));
   for (const char* p : {"p50 ", "p90 ", "p99 "}) EXPECT_THAT(r.out, HasSubstr(p));
+}
+
+// With tuning off, a 2-thread bench runs its plan on 2 threads and says nothing about it.
+TEST_F(CliTest, BenchTuneOffKeepsTheThreadsAsked) {
+  CliResult r = Cli({"bench", "--model", model_, "--batch", "2", "--threads", "2", "--seconds",
+                     "0.1", "--tune-below-us", "0"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("batch 2, threads 2"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("plan runs on")));
+  EXPECT_THAT(Cli({"bench", "--help"}).out, HasSubstr("--tune-below-us"));
 }
 
 TEST_F(CliTest, BenchNeedsShapesForSymbolicDimensions) {
